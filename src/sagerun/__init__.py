@@ -1,0 +1,13 @@
+"""sagerun: async, high-throughput experiment tracking for Amazon SageMaker Experiments.
+
+``async with sagerun.Run(experiment_name=..., run_name=...) as run`` logs parameters and metrics
+without ever making the training loop wait on the network.
+"""
+
+from ._async.run import Run
+from ._exceptions import BackendError, QueueFullError, SagerunError, TransportError
+from ._ingest.stats import IngestStats
+from ._session import Session
+
+__all__ = ["BackendError", "IngestStats", "QueueFullError", "Run", "SagerunError", "Session", "TransportError"]
+__version__ = "0.1.0"

@@ -1,0 +1,358 @@
+"""The async ``Run``: its lifecycle, its parameters, and the caller's side of metric logging."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime
+import logging
+import time
+from typing import Any, Mapping, Sequence
+
+import anyio
+import numpy as np
+
+from .._ingest.batcher import Batcher, DeadLetter
+from .._ingest.points import Block, Point
+from .._ingest.queue import PointQueue
+from .._ingest.stats import IngestStats
+from .._naming import check_name, generate_run_name, run_group_name, trial_component_name
+from .._session import Session
+from .._validation import (
+    MAX_STATUS_MESSAGE, check_metric_name, check_parameter, check_step, epoch_seconds, metric_value,
+)
+from ..backends.base import Backend, RunRecord
+from ..backends.sagemaker import SageMakerBackend
+
+logger = logging.getLogger("sagerun")
+
+_MAX_STEP = 2**31 - 1
+current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("sagerun_current_run", default=None)
+
+
+def log_dead_letters(trial_component_name: str, points: Sequence[Point], reason: str) -> None:
+    """The default dead-letter hook: say what was not delivered, loudly."""
+    logger.warning("sagerun: %d points of %s could not be delivered (%s)", len(points), trial_component_name, reason)
+
+
+class Run:
+    """One run of an experiment: parameters, metrics per step, a status at the end.
+
+    Use it as ``async with Run(...) as run``. Entering loads or creates the experiment, its run group
+    (``Default-Run-Group-<experiment>``) and the run's trial component (``<experiment>-<run>``), and
+    marks the run InProgress. Leaving flushes every logged point, then saves the end time and the
+    status: Completed, Failed (with the exception's message) or Stopped (cancelled or interrupted).
+
+    Args:
+        experiment_name: the experiment; at most 59 characters; lower-cased, and any character but
+            letters, digits and hyphens becomes a hyphen (the name as written is the display name).
+        run_name: the run; generated when ``None``; same rules as ``experiment_name``.
+        experiment_display_name: shown in SageMaker Studio for a new experiment.
+        run_display_name: shown for a new run.
+        tags: ``[{"Key": ..., "Value": ...}]`` put on a new run.
+        session: connection and engine settings; ``Session.from_env()`` when ``None``.
+        dead_letter: called with points that could not be delivered; the default logs them.
+
+    Raises:
+        ValueError, TypeError: a name breaks the rules above (the message names the argument).
+    """
+
+    def __init__(
+        self,
+        experiment_name: str,
+        run_name: str | None = None,
+        experiment_display_name: str | None = None,
+        run_display_name: str | None = None,
+        tags: list[dict[str, str]] | None = None,
+        *,
+        session: Session | None = None,
+        dead_letter: DeadLetter | None = None,
+    ) -> None:
+        experiment = check_name("experiment_name", experiment_name)
+        run = generate_run_name() if run_name is None else check_name("run_name", run_name)
+        self._record = RunRecord(
+            experiment_name=experiment,
+            run_name=run,
+            trial_name=run_group_name(experiment),
+            trial_component_name=trial_component_name(experiment, run),
+            experiment_display_name=experiment_display_name or _display(experiment_name, experiment),
+            run_display_name=run_display_name or (None if run_name is None else _display(run_name, run)),
+            tags=list(tags or []),
+        )
+        self.session = session if session is not None else Session.from_env()
+        self._dead_letter = dead_letter or log_dead_letters
+        self._queue = PointQueue(self.session.queue_capacity, self.session.full_policy)
+        self._metric_names: set[str] = set()
+        self._nonfinite_warned: set[str] = set()
+        self._backend: Backend | None = None
+        self._batcher: Batcher | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._context_token: contextvars.Token[Run | None] | None = None
+        self._closed = False
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    @property
+    def experiment_name(self) -> str:
+        return self._record.experiment_name
+
+    @property
+    def run_name(self) -> str:
+        return self._record.run_name
+
+    @property
+    def run_group_name(self) -> str:
+        return self._record.trial_name
+
+    @property
+    def trial_component_name(self) -> str:
+        return self._record.trial_component_name
+
+    def __repr__(self) -> str:
+        return f"Run(experiment_name={self.experiment_name!r}, run_name={self.run_name!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a Run cannot be pickled: it owns a queue and connections. Pass experiment_name and run_name "
+            "to the other process and open the run there with load_run(run_name=..., experiment_name=...)"
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _make_backend(self) -> Backend:
+        return SageMakerBackend(self.session)
+
+    async def __aenter__(self) -> Run:
+        if self._stack is not None or self._closed:
+            raise RuntimeError(
+                f"{self!r} has already been entered; a Run is entered once. To log more to the same "
+                "run later, open a new Run with the same names (it loads the existing run)"
+            )
+        self._stack = stack = contextlib.AsyncExitStack()
+        try:
+            backend = await stack.enter_async_context(self._make_backend())  # type: ignore[arg-type]
+            record = await backend.open_run(self._record)
+            record.status = "InProgress"
+            record.status_message = None
+            record.end_time = None
+            record.start_time = record.start_time or datetime.datetime.now(datetime.timezone.utc)
+            await backend.save_run(record)
+            self._record, self._backend = record, backend
+            stack.push_async_callback(self._save_final)
+            self._batcher = await stack.enter_async_context(
+                Batcher(self._queue, backend, record.trial_component_name, self.session, self._dead_letter)
+            )
+        except BaseException:
+            self._closed = True
+            await stack.aclose()
+            raise
+        self._context_token = current_run.set(self)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> None:
+        record = self._record
+        if exc is None:
+            record.status = "Completed"
+        elif isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class())):
+            record.status, record.status_message = "Stopped", f"{type(exc).__name__}: {exc}".rstrip(": ")
+        else:
+            record.status, record.status_message = "Failed", f"{type(exc).__name__}: {exc}"
+        if record.status_message:
+            record.status_message = record.status_message[:MAX_STATUS_MESSAGE]
+        record.end_time = datetime.datetime.now(datetime.timezone.utc)
+        self._closed = True
+        if self._context_token is not None:
+            with contextlib.suppress(ValueError):  # exited in another context than entered
+                current_run.reset(self._context_token)
+        assert self._stack is not None
+        await self._stack.aclose()
+
+    async def _save_final(self) -> None:
+        assert self._backend is not None
+        try:
+            with anyio.CancelScope(shield=True), anyio.fail_after(self.session.close_timeout):
+                await self._backend.save_run(self._record)
+        except Exception as exc:
+            logger.error("sagerun: the final status %s of %s was not saved: %s", self._record.status,
+                         self.trial_component_name, exc)
+
+    async def flush(self) -> None:
+        """Wait until every point logged so far is delivered or has failed for good, then save the
+        parameters.
+
+        Raises:
+            RuntimeError: the run is not open.
+            BackendError: the parameters could not be saved.
+        """
+        if self._batcher is None or self._backend is None or self._closed:
+            raise RuntimeError(f"{self!r} is not open: flush() works inside 'async with run'")
+        await self._batcher.flush()
+        await self._backend.save_run(self._record)
+
+    # -- parameters -------------------------------------------------------------------------------
+
+    @property
+    def parameters(self) -> dict[str, str | int | float]:
+        """The parameters logged so far (with those the run had when loaded)."""
+        return dict(self._record.parameters)
+
+    def log_parameter(self, name: str, value: str | int | float) -> None:
+        """Record a parameter; a later value overwrites. Saved on enter, on ``flush()`` and on exit.
+
+        NaN and infinite values are skipped with a warning, as SageMaker cannot store them.
+
+        Raises:
+            TypeError, ValueError: ``name`` is not a non-empty str, or ``value`` not a str, int or float.
+        """
+        checked = check_parameter(name, value)
+        if isinstance(checked, float) and checked - checked != 0.0:
+            logger.warning("sagerun: parameter %r was not logged: its value %r cannot be stored", name, value)
+            return
+        self._record.parameters[name] = checked
+
+    def log_parameters(self, parameters: Mapping[str, str | int | float]) -> None:
+        """``log_parameter`` for each item; all are checked before any is recorded.
+
+        Raises:
+            TypeError, ValueError: as ``log_parameter``, naming the offending parameter.
+        """
+        if not isinstance(parameters, Mapping):
+            raise TypeError(f"parameters must be a mapping of names to values; got {type(parameters).__name__}")
+        for name, value in parameters.items():
+            check_parameter(name, value)
+        for name, value in parameters.items():
+            self.log_parameter(name, value)
+
+    # -- metrics ----------------------------------------------------------------------------------
+
+    @property
+    def ingest_stats(self) -> IngestStats:
+        """Points enqueued, delivered, failed, dropped, rejected; queue depth and lag, right now."""
+        if self._batcher is None:
+            queued = len(self._queue)
+            return IngestStats(queued, 0, 0, self._queue.dropped, self._queue.rejected, 0, queued, 0, 0.0, 0)
+        return self._batcher.stats()
+
+    def _point(self, name: str, value: object, step: object, timestamp: object) -> Point | None:
+        """Check one point at the caller; ``None`` for a value SageMaker cannot take (counted)."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed: log inside 'async with run', or open the run again")
+        if name not in self._metric_names:
+            self._metric_names.add(check_metric_name(name))
+        if type(value) is not float:
+            value = metric_value(value)
+        if value - value != 0.0:  # type: ignore[operator]  # NaN or infinite
+            self._reject(name, value, 1)
+            return None
+        if step is not None and (type(step) is not int or not 0 <= step <= _MAX_STEP):  # type: ignore[operator]
+            step = check_step(step)
+        return (name, value, step, time.time() if timestamp is None else epoch_seconds(timestamp))  # type: ignore[return-value]
+
+    def _reject(self, name: str, value: object, count: int) -> None:
+        self._queue.reject(count)
+        if name not in self._nonfinite_warned:
+            self._nonfinite_warned.add(name)
+            logger.warning("sagerun: metric %r got %r, which SageMaker cannot store; such values are counted "
+                           "in run.ingest_stats.rejected and not sent (warned once per metric)", name, value)
+
+    async def log_metric(self, name: str, value: float, *, step: int | None = None,
+                         timestamp: datetime.datetime | float | None = None) -> None:
+        """Queue one metric point; no I/O happens here.
+
+        The timestamp is taken now, at the call, unless given (a datetime, naive meaning local time,
+        or epoch seconds within the last 14 days and up to 2 hours ahead). NaN and infinities are
+        not sent: they are counted in ``ingest_stats.rejected`` and warned about once per name.
+        On a full queue the session's ``full_policy`` applies; only ``"block"`` waits.
+
+        Raises:
+            TypeError, ValueError: a bad ``name``, ``value``, ``step`` or ``timestamp`` (named).
+            RuntimeError: the run is closed.
+            QueueFullError: the queue is full and the policy is ``"raise"``.
+        """
+        point = self._point(name, value, step, timestamp)
+        if point is not None and not self._queue.offer(point):
+            await self._queue.put_async(point)
+
+    def _blocks(self, metrics: Mapping[str, Any], step: Any, timestamp: Any) -> list[Block]:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed: log inside 'async with run', or open the run again")
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"metrics must be a mapping of names to values or arrays; got {type(metrics).__name__}")
+        steps = None if step is None else _steps(step)
+        now = time.time() if timestamp is None else None
+        blocks = []
+        for name, raw in metrics.items():
+            if name not in self._metric_names:
+                self._metric_names.add(check_metric_name(name))
+            values = _values(name, raw)
+            length = len(values)
+            block_steps = steps
+            if steps is not None and len(steps) != length:
+                if len(steps) != 1:
+                    raise ValueError(f"step has {len(steps)} entries but metric {name!r} has {length} values")
+                block_steps = np.repeat(steps, length)
+            times: np.ndarray | float = now if now is not None else _timestamps(timestamp, length)
+            finite = np.isfinite(values)
+            if not finite.all():
+                self._reject(name, values[~finite][0], int((~finite).sum()))
+                values = values[finite]
+                block_steps = None if block_steps is None else block_steps[finite]
+                if not isinstance(times, float):
+                    times = times[finite]
+            if len(values):
+                blocks.append(Block(name, values, block_steps, times))
+        return blocks
+
+    async def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
+        """Queue many points at once from numbers or numpy arrays, at a small cost per point.
+
+        ``metrics`` maps names to a number or a 1-d array. ``step`` is ``None``, an int (every
+        value at that step) or a 1-d array of ints as long as the values (one metric over a range
+        of steps). ``timestamp`` is ``None`` (now), a datetime or epoch seconds, or an array of epoch
+        seconds as long as the values. All metrics are checked before any is queued.
+
+        Raises:
+            TypeError, ValueError: a bad name, values, steps or timestamps (named), or lengths that differ.
+            RuntimeError: the run is closed.
+            QueueFullError: the queue is full and the policy is ``"raise"``.
+        """
+        for block in self._blocks(metrics, step, timestamp):
+            await self._queue.put_block_async(block)
+
+
+def _display(written: str, name: str) -> str | None:
+    """The name as the user wrote it, when SageMaker's rules changed it."""
+    return written if written != name else None
+
+
+def _values(name: str, raw: Any) -> np.ndarray:
+    try:
+        values = np.asarray(raw)
+    except Exception as exc:
+        raise TypeError(f"metric {name!r}: values must be numbers or a 1-d array of numbers") from exc
+    if values.dtype.kind not in "iuf":
+        raise TypeError(f"metric {name!r}: values must be real numbers; got dtype {values.dtype}")
+    if values.ndim > 1:
+        raise ValueError(f"metric {name!r}: values must be a number or a 1-d array; got shape {values.shape}")
+    return values.astype(np.float64, copy=False).reshape(-1)
+
+
+def _steps(step: Any) -> np.ndarray:
+    steps = np.asarray(step)
+    if steps.dtype.kind not in "iu" or steps.ndim > 1:
+        raise TypeError(f"step must be an int >= 0 or a 1-d array of them; got {steps.dtype} with shape {steps.shape}")
+    steps = steps.astype(np.int64, copy=False).reshape(-1)
+    if len(steps) and (steps.min() < 0 or steps.max() > _MAX_STEP):
+        raise ValueError(f"step must be between 0 and {_MAX_STEP}; got values from {steps.min()} to {steps.max()}")
+    return steps
+
+
+def _timestamps(timestamp: Any, length: int) -> np.ndarray | float:
+    if isinstance(timestamp, np.ndarray):
+        if timestamp.ndim != 1 or len(timestamp) != length:
+            raise ValueError(f"timestamp must be one value or an array of {length}; got shape {timestamp.shape}")
+        for bound in (timestamp.min(), timestamp.max()):
+            epoch_seconds(float(bound))
+        return timestamp.astype(np.float64)
+    return epoch_seconds(timestamp)

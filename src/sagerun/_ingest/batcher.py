@@ -1,0 +1,227 @@
+"""The drain: takes points from the queue, sends batches with an adaptive number in flight, retries.
+
+Points that fail for good go to the dead-letter hook, never nowhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Sequence
+
+import anyio
+import tenacity
+
+from .._exceptions import TransportError
+from .._session import Session
+from ..backends.base import Backend
+from .limiter import AdaptiveLimiter
+from .points import Point
+from .queue import PointQueue
+from .retry import retrying
+from .stats import IngestStats
+
+logger = logging.getLogger("sagerun")
+
+DeadLetter = Callable[[str, Sequence[Point], str], None]
+"""Called with the trial component name, the points that failed for good, and why."""
+
+#: per-item codes worth sending again; the rest are the caller's to fix and are reported
+RETRYABLE_ITEM_CODES = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})
+
+
+class _Batch:
+    __slots__ = ("points", "oldest", "done")
+
+    def __init__(self, points: list[Point]) -> None:
+        self.points = points
+        self.oldest = min(p[3] for p in points)
+        self.done = anyio.Event()
+
+
+class Batcher:
+    """Drains one run's queue into ``backend.put_metrics``; use as ``async with``.
+
+    Entering starts the drain task; leaving flushes within ``session.close_timeout`` and hands what
+    could not be delivered by then to the dead-letter hook.
+    """
+
+    def __init__(self, queue: PointQueue, backend: Backend, trial_component_name: str, session: Session,
+                 dead_letter: DeadLetter) -> None:
+        self.queue = queue
+        self.backend = backend
+        self.trial_component_name = trial_component_name
+        self.session = session
+        self.dead_letter = dead_letter
+        self.limiter = AdaptiveLimiter(session.initial_in_flight, session.min_in_flight, session.max_in_flight)
+        self.delivered = 0
+        self.failed = 0
+        self.retried = 0
+        self._batches: set[_Batch] = set()
+        self._wakeup = anyio.Event()
+        self._progress = anyio.Event()
+        self._flushing = 0
+        self._closing = False
+        self._last_lag_warning = -math.inf
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> Batcher:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._drain, name=f"sagerun drain {self.trial_component_name}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task_group is not None
+        # Flush even when the caller is being cancelled; the shield is left before the task group
+        # exits, since anyio scopes close in the order they were opened.
+        with anyio.CancelScope(shield=True):
+            self._closing = True
+            self._wakeup.set()
+            with anyio.move_on_after(self.session.close_timeout):
+                await self.flush()
+        self._task_group.cancel_scope.cancel()
+        try:
+            await self._task_group.__aexit__(None, None, None)
+        finally:
+            leftover = self.queue.drain_all()
+            if leftover:
+                self._fail(leftover, "still queued when the run closed")
+            self._report()
+
+    def stats(self) -> IngestStats:
+        queue = self.queue
+        in_flight = sum(len(b.points) for b in self._batches)
+        oldest = [b.oldest for b in self._batches]
+        head = queue.oldest_timestamp()
+        if head is not None:
+            oldest.append(head)
+        return IngestStats(
+            enqueued=queue.removed + len(queue),
+            delivered=self.delivered,
+            failed=self.failed,
+            dropped=queue.dropped,
+            rejected=queue.rejected,
+            retried=self.retried,
+            queued=len(queue),
+            in_flight=in_flight,
+            lag=max(0.0, time.time() - min(oldest)) if oldest else 0.0,
+            in_flight_limit=self.limiter.limit,
+        )
+
+    async def flush(self) -> None:
+        """Return once every point queued before the call is delivered or has failed for good."""
+        target = self.queue.removed + len(self.queue)
+        self._flushing += 1
+        try:
+            while self.queue.removed < target:
+                self._wakeup.set()
+                await self._progress.wait()
+            for batch in list(self._batches):
+                await batch.done.wait()
+        finally:
+            self._flushing -= 1
+
+    async def _drain(self) -> None:
+        size = self.backend.max_batch
+        queue = self.queue
+        async with anyio.create_task_group() as senders:
+            while True:
+                waiting = len(queue)
+                if not waiting or (waiting < size and not (self._flushing or self._closing)):
+                    with anyio.move_on_after(self.session.linger):
+                        await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                    self._check_lag()
+                points = queue.take(size)
+                self._progress.set()
+                self._progress = anyio.Event()
+                if points:
+                    batch = _Batch(points)
+                    self._batches.add(batch)
+                    await self.limiter.acquire(batch)
+                    senders.start_soon(self._send, batch)
+
+    async def _send(self, batch: _Batch) -> None:
+        try:
+            async for attempt in retrying(self.session, on_retry=self._count_retry):
+                with attempt:
+                    await self._attempt(batch)
+        except TransportError as exc:
+            self._fail(batch.points, str(exc))
+        except anyio.get_cancelled_exc_class():
+            self._fail(batch.points, "in flight when the run closed")
+            raise
+        except Exception as exc:  # a backend bug must not stop the drain or lose the points
+            logger.exception("sagerun: unexpected error sending metrics")
+            self._fail(batch.points, f"unexpected error: {exc!r}")
+        finally:
+            self.limiter.release(batch)
+            self._batches.discard(batch)
+            batch.done.set()
+
+    async def _attempt(self, batch: _Batch) -> None:
+        points = batch.points
+        try:
+            with anyio.fail_after(self.session.request_timeout):
+                errors = await self.backend.put_metrics(self.trial_component_name, points)
+        except TimeoutError:
+            raise TransportError(
+                f"no answer within request_timeout={self.session.request_timeout}s", retryable=True
+            ) from None
+        except TransportError as exc:
+            if exc.throttled:
+                self.limiter.throttled()
+            raise
+        self.limiter.succeeded()
+        if not errors:
+            self.delivered += len(points)
+            batch.points = []
+            return
+        codes = {e.index: e.code for e in errors}
+        again = [p for i, p in enumerate(points) if codes.get(i) in RETRYABLE_ITEM_CODES]
+        refused = [(p, codes[i]) for i, p in enumerate(points) if i in codes and codes[i] not in RETRYABLE_ITEM_CODES]
+        self.delivered += len(points) - len(codes)
+        for code in sorted({c for _, c in refused}):
+            self._fail([p for p, c in refused if c == code], f"refused by the backend: {code}")
+        batch.points = again
+        if again:
+            raise TransportError(f"{len(again)} points came back with a transient item error", retryable=True)
+
+    def _count_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retried += 1
+        outcome = state.outcome
+        logger.debug("sagerun: retrying a metrics request (attempt %d): %s", state.attempt_number,
+                     outcome.exception() if outcome else "")
+
+    def _fail(self, points: Sequence[Point], reason: str) -> None:
+        if not points:
+            return
+        self.failed += len(points)
+        try:
+            self.dead_letter(self.trial_component_name, points, reason)
+        except Exception:
+            logger.exception("sagerun: the dead-letter hook failed; %d points are lost", len(points))
+
+    def _check_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag_warning < 60:
+            return
+        lag = self.stats().lag
+        if lag > self.session.lag_warning:
+            self._last_lag_warning = now
+            logger.warning(
+                "sagerun: metrics of %s are %.0f s behind (%d queued, %d in flight): the endpoint is slow "
+                "or throttling; points are kept, see run.ingest_stats",
+                self.trial_component_name, lag, len(self.queue), sum(len(b.points) for b in self._batches),
+            )
+
+    def _report(self) -> None:
+        stats = self.stats()
+        if stats.failed or stats.dropped or stats.rejected:
+            logger.warning(
+                "sagerun: run %s closed with %d points delivered, %d failed (handed to the dead-letter "
+                "hook), %d dropped by the full-queue policy, %d rejected as NaN or infinite",
+                self.trial_component_name, stats.delivered, stats.failed, stats.dropped, stats.rejected,
+            )

@@ -1,0 +1,51 @@
+"""What travels through the engine: single points and blocks of points from numpy arrays."""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+Point = Tuple[str, float, Optional[int], float]
+"""One metric sample: name, value, step, and epoch seconds taken on the caller.
+
+A plain tuple, not a NamedTuple: building one is the caller's hot path, and a tuple is built in C."""
+
+
+class Block:
+    """Many points of one metric, kept as arrays until the drain needs them.
+
+    A block costs the caller one queue slot instead of one Python object per point.
+    """
+
+    __slots__ = ("name", "values", "steps", "timestamps")
+
+    def __init__(self, name: str, values: np.ndarray, steps: np.ndarray | None,
+                 timestamps: np.ndarray | float) -> None:
+        self.name = name
+        self.values = values
+        self.steps = steps
+        self.timestamps = timestamps
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def first_timestamp(self) -> float:
+        return float(self.timestamps if np.isscalar(self.timestamps) else self.timestamps[0])
+
+    def split(self, n: int) -> tuple[Block, Block]:
+        """The first ``n`` points and the rest, as views of the same arrays."""
+        steps = self.steps
+        times = self.timestamps
+        scalar = np.isscalar(times)
+        return (
+            Block(self.name, self.values[:n], None if steps is None else steps[:n], times if scalar else times[:n]),
+            Block(self.name, self.values[n:], None if steps is None else steps[n:], times if scalar else times[n:]),
+        )
+
+    def points(self) -> Iterator[Point]:
+        steps = repeat(None) if self.steps is None else self.steps.tolist()
+        times = repeat(float(self.timestamps)) if np.isscalar(self.timestamps) else self.timestamps.tolist()
+        return zip(repeat(self.name), self.values.tolist(), steps, times)

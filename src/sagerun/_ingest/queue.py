@@ -1,0 +1,176 @@
+"""A bounded queue of points that any thread may fill and the drain task empties.
+
+The hot path is one length check and one ``deque.append``, both atomic under the GIL, so callers on
+any thread never take a lock; locks guard only the slow paths (a full queue, blocks of points).
+Items are ``Point`` tuples or ``Block`` objects; capacity counts points, not items.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Union
+
+import anyio
+
+from .._exceptions import QueueFullError
+from .._session import FullPolicy
+from .points import Block, Point
+
+Item = Union[Point, Block]
+
+
+class PointQueue:
+    """Bounded FIFO of points with an explicit policy for when it is full."""
+
+    def __init__(self, capacity: int, policy: FullPolicy) -> None:
+        self.capacity = capacity
+        self.policy = policy
+        self._items: deque[Item] = deque()
+        self._block_extra = 0  # points beyond one per item, held by blocks
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._blocked = 0
+        self.removed = 0
+        """Points that left the queue, taken by the drain or dropped as the oldest."""
+        self.dropped = 0
+        self.rejected = 0
+        """Points refused before queueing because SageMaker cannot take their value (NaN, inf)."""
+
+    def __len__(self) -> int:
+        return len(self._items) + self._block_extra
+
+    def oldest_timestamp(self) -> float | None:
+        try:
+            head = self._items[0]
+        except IndexError:
+            return None
+        return head.first_timestamp if isinstance(head, Block) else head[3]
+
+    def reject(self, count: int) -> None:
+        with self._lock:
+            self.rejected += count
+
+    def put(self, point: Point) -> None:
+        """Queue ``point`` from any thread; on a full queue apply the policy (``block`` waits)."""
+        if len(self._items) + self._block_extra < self.capacity:
+            self._items.append(point)
+        else:
+            self._put_full(point, 1)
+
+    def offer(self, point: Point) -> bool:
+        """Queue ``point`` if there is room, without waiting; ``False`` when full."""
+        if len(self._items) + self._block_extra < self.capacity:
+            self._items.append(point)
+            return True
+        return False
+
+    def has_room(self) -> bool:
+        return len(self._items) + self._block_extra < self.capacity
+
+    async def put_async(self, point: Point) -> None:
+        """Like ``put`` for a caller on the drain's own event loop: ``block`` awaits instead."""
+        if self.offer(point):
+            return
+        if self.policy == "block":
+            while not self.has_room():
+                await anyio.sleep(0.001)
+            self._items.append(point)
+        else:
+            self._put_full(point, 1)
+
+    def put_block(self, block: Block, *, wait: bool = True) -> None:
+        """Queue a block of points; a caller that must not block the loop passes ``wait=False``."""
+        size = len(block)
+        with self._lock:
+            if len(self._items) + self._block_extra + size <= self.capacity or (
+                not self._items and self.policy == "block"
+            ):
+                self._append_block(block)
+                return
+        self._put_full(block, size, wait=wait)
+
+    async def put_block_async(self, block: Block) -> None:
+        if self.policy == "block":
+            size = len(block)
+            while len(self) + size > self.capacity and self._items:
+                await anyio.sleep(0.001)
+        self.put_block(block, wait=False)
+
+    def _append_block(self, block: Block) -> None:
+        self._items.append(block)
+        self._block_extra += len(block) - 1
+
+    def _append(self, item: Item) -> None:
+        if isinstance(item, Block):
+            self._append_block(item)
+        else:
+            self._items.append(item)
+
+    def _put_full(self, item: Item, size: int, *, wait: bool = True) -> None:
+        policy = self.policy
+        if policy == "drop_newest":
+            with self._lock:
+                self.dropped += size
+            return
+        if policy == "raise":
+            raise QueueFullError(
+                f"the metrics queue is full ({self.capacity} points) and the run's full_policy is 'raise': "
+                "log less often, raise Session(queue_capacity=...), or choose another full_policy"
+            )
+        with self._lock:
+            if policy == "drop_oldest":
+                while self._items and len(self._items) + self._block_extra + size > self.capacity:
+                    self._drop_head()
+            elif wait:
+                self._blocked += 1
+                try:
+                    while self._items and len(self._items) + self._block_extra + size > self.capacity:
+                        self._room.wait(0.1)
+                finally:
+                    self._blocked -= 1
+            self._append(item)
+
+    def _drop_head(self) -> None:
+        head = self._items.popleft()
+        size = self._count_out(head)
+        self.dropped += size
+        self.removed += size
+
+    def _count_out(self, item: Item) -> int:
+        if isinstance(item, Block):
+            self._block_extra -= len(item) - 1
+            return len(item)
+        return 1
+
+    def take(self, limit: int) -> list[Point]:
+        """Remove and return up to ``limit`` points, oldest first (drain task only)."""
+        out: list[Point] = []
+        items = self._items
+        while len(out) < limit:
+            try:
+                item = items.popleft()
+            except IndexError:
+                break
+            if isinstance(item, Block):
+                room = limit - len(out)
+                with self._lock:
+                    if len(item) > room:
+                        # Keep the rest as a block at the head: order kept, no per-point objects yet.
+                        item, rest = item.split(room)
+                        items.appendleft(rest)
+                        self._block_extra -= len(item)
+                    else:
+                        self._block_extra -= len(item) - 1
+                out.extend(item.points())
+            else:
+                out.append(item)
+        with self._lock:
+            self.removed += len(out)
+            if self._blocked:
+                self._room.notify_all()
+        return out
+
+    def drain_all(self) -> list[Point]:
+        """Everything still queued, for the dead-letter hook at close."""
+        return self.take(len(self) + 1)

@@ -1,0 +1,29 @@
+"""What the engine has done with the points of one run, as a user reads it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestStats:
+    """A snapshot of one run's ingestion.
+
+    ``enqueued`` points were accepted by ``log_metric``; each ends ``delivered``, ``failed`` (refused
+    or undeliverable, handed to the dead-letter hook) or ``dropped`` (by the full-queue policy), or is
+    still ``queued``/``in_flight``. ``rejected`` counts values that could not be sent at all (NaN,
+    infinities) and were never enqueued. ``lag`` is the age in seconds of the oldest point not yet
+    delivered (0 when everything is delivered).
+    """
+
+    enqueued: int
+    delivered: int
+    failed: int
+    dropped: int
+    rejected: int
+    retried: int
+    """Requests sent again after a throttle, a server error, a timeout or a transient item error."""
+    queued: int
+    in_flight: int
+    lag: float
+    in_flight_limit: int

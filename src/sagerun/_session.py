@@ -1,0 +1,93 @@
+"""Configuration of sagerun, read once: a frozen ``Session``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Literal
+
+FullPolicy = Literal["block", "drop_oldest", "drop_newest", "raise"]
+BackendName = Literal["sagemaker", "local"]
+
+_POLICIES = ("block", "drop_oldest", "drop_newest", "raise")
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """How sagerun reaches SageMaker and how its ingestion engine behaves.
+
+    Endpoint URLs left as ``None`` follow the AWS conventions that botocore applies itself:
+    ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SAGEMAKER``, ``AWS_ENDPOINT_URL_SAGEMAKER_METRICS`` and
+    ``AWS_ENDPOINT_URL_S3``; credentials and region come from the standard chain unless given.
+
+    Raises:
+        ValueError: a setting is out of range (the message names it).
+    """
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    sagemaker_endpoint_url: str | None = None
+    metrics_endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None
+    boto_session: Any = None
+    """An ``aioboto3.Session`` to take credentials and region from; a new one when ``None``."""
+
+    queue_capacity: int = 100_000
+    """Points the queue holds before ``full_policy`` applies."""
+    full_policy: FullPolicy = "block"
+    """What ``log_metric`` does on a full queue: wait for room, drop the oldest queued point,
+    drop the new point, or raise ``QueueFullError``. Drops are counted and reported at close."""
+    min_in_flight: int = 1
+    initial_in_flight: int = 8
+    max_in_flight: int = 64
+    """Bounds of the adaptive number of metrics requests in flight (halved on throttling)."""
+    linger: float = 0.02
+    """Seconds the drain waits for a batch to fill before it sends a partial one."""
+    retry_initial: float = 0.05
+    retry_max_backoff: float = 10.0
+    retry_deadline: float = 60.0
+    """Exponential backoff with full jitter: first delay, largest delay, and time after which a
+    failing request is given up and its points go to the dead-letter hook."""
+    request_timeout: float = 10.0
+    """Seconds before a single request is abandoned and retried."""
+    close_timeout: float = 30.0
+    """Seconds closing a run may spend flushing; what is left then is reported as undelivered."""
+    lag_warning: float = 30.0
+    """A warning is logged (at most once a minute) when the oldest undelivered point is older."""
+
+    def __post_init__(self) -> None:
+        if self.full_policy not in _POLICIES:
+            raise ValueError(f"full_policy must be one of {', '.join(_POLICIES)}; got {self.full_policy!r}")
+        for name in ("queue_capacity", "min_in_flight", "initial_in_flight", "max_in_flight"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not self.min_in_flight <= self.initial_in_flight <= self.max_in_flight:
+            raise ValueError("in-flight bounds must satisfy min_in_flight <= initial_in_flight <= max_in_flight")
+        for name in ("linger", "retry_initial", "retry_max_backoff", "retry_deadline", "request_timeout",
+                     "close_timeout", "lag_warning"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0; got {value!r}")
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The explicit endpoint for ``service`` or ``None`` to let botocore resolve it."""
+        specific = {
+            "sagemaker": self.sagemaker_endpoint_url,
+            "sagemaker-metrics": self.metrics_endpoint_url,
+            "s3": self.s3_endpoint_url,
+        }.get(service)
+        return specific or self.endpoint_url
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Session:
+        """A session from ``SAGERUN_*`` environment variables, then ``overrides``."""
+        settings: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = os.environ.get(f"SAGERUN_{field.name.upper()}")
+            if raw is None or field.name == "boto_session":
+                continue
+            kind = type(field.default)
+            settings[field.name] = raw if field.default is None or kind is str else kind(raw)
+        settings.update(overrides)
+        return cls(**settings)

@@ -1,0 +1,1 @@
+"""Where runs and their points are kept: SageMaker, or the local store."""

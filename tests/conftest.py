@@ -1,0 +1,83 @@
+"""Fixtures: a moto server for the SageMaker control calls and S3, all on 127.0.0.1.
+
+Everything AWS-facing is pointed at loopback with fake credentials before anything imports boto, and
+instance-metadata look-ups are switched off so that no test can reach another address.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from typing import Any, Iterator
+
+import pytest
+
+_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/sagerun-tests",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/sagerun-tests",
+}
+os.environ.update(_FAKE_ENV)
+for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_METRICS",
+              "AWS_ENDPOINT_URL_S3", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    os.environ.pop(_name, None)
+for _name in [n for n in os.environ if n.startswith("SAGERUN_")]:
+    os.environ.pop(_name)
+
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+import sagerun  # noqa: E402
+from metrics_fake import MetricsFake  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_moto(request: pytest.FixtureRequest) -> None:
+    if "moto_url" in request.fixturenames:
+        url = request.getfixturevalue("moto_url")
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+
+
+@pytest.fixture(scope="session")
+def _metrics_fake_server() -> Iterator[MetricsFake]:
+    fake = MetricsFake()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def metrics_fake(_metrics_fake_server: MetricsFake) -> MetricsFake:
+    """The recording fake of the metrics endpoint, emptied and with no faults."""
+    _metrics_fake_server.reset()
+    return _metrics_fake_server
+
+
+@pytest.fixture
+def sagemaker(moto_url: str) -> Any:
+    """A plain boto3 client on the moto server: what a user (or the console) would see."""
+    return boto3.client("sagemaker", endpoint_url=moto_url, region_name="us-east-1",
+                        config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def session(moto_url: str, metrics_fake: MetricsFake) -> sagerun.Session:
+    """Control calls to moto, metrics to the recording fake; short retries to keep tests quick."""
+    return sagerun.Session(
+        region="us-east-1", endpoint_url=moto_url, metrics_endpoint_url=metrics_fake.url,
+        retry_initial=0.01, retry_max_backoff=0.05, retry_deadline=5.0, close_timeout=10.0, linger=0.005,
+    )

@@ -24,6 +24,11 @@ class Session:
         ValueError: a setting is out of range (the message names it).
     """
 
+    backend: BackendName | None = None
+    """``"sagemaker"``, ``"local"`` (the embedded store), or ``None``: ``SAGERUN_BACKEND``, else
+    SageMaker when AWS credentials are found, else the local store (said once in the log)."""
+    store: str | None = None
+    """Folder of the local store and spool: ``SAGERUN_HOME``, else ``./sagerun``."""
     region: str | None = None
     endpoint_url: str | None = None
     sagemaker_endpoint_url: str | None = None
@@ -56,6 +61,8 @@ class Session:
     """A warning is logged (at most once a minute) when the oldest undelivered point is older."""
 
     def __post_init__(self) -> None:
+        if self.backend not in (None, "sagemaker", "local"):
+            raise ValueError(f"backend must be 'sagemaker', 'local' or None; got {self.backend!r}")
         if self.full_policy not in _POLICIES:
             raise ValueError(f"full_policy must be one of {', '.join(_POLICIES)}; got {self.full_policy!r}")
         for name in ("queue_capacity", "min_in_flight", "initial_in_flight", "max_in_flight"):
@@ -69,6 +76,10 @@ class Session:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0; got {value!r}")
+
+    @property
+    def store_path(self) -> str:
+        return self.store or os.environ.get("SAGERUN_HOME") or os.path.join(os.getcwd(), "sagerun")
 
     def endpoint_for(self, service: str) -> str | None:
         """The explicit endpoint for ``service`` or ``None`` to let botocore resolve it."""

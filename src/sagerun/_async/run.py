@@ -22,7 +22,7 @@ from .._validation import (
     MAX_STATUS_MESSAGE, check_metric_name, check_parameter, check_step, epoch_seconds, metric_value,
 )
 from ..backends.base import Backend, RunRecord
-from ..backends.sagemaker import SageMakerBackend
+from ..backends import make_backend
 
 logger = logging.getLogger("sagerun")
 
@@ -119,9 +119,6 @@ class Run:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    def _make_backend(self) -> Backend:
-        return SageMakerBackend(self.session)
-
     async def __aenter__(self) -> Run:
         if self._stack is not None or self._closed:
             raise RuntimeError(
@@ -130,7 +127,7 @@ class Run:
             )
         self._stack = stack = contextlib.AsyncExitStack()
         try:
-            backend = await stack.enter_async_context(self._make_backend())  # type: ignore[arg-type]
+            backend = await stack.enter_async_context(make_backend(self.session))
             record = await backend.open_run(self._record)
             record.status = "InProgress"
             record.status_message = None

@@ -1,0 +1,126 @@
+"""Quick checks of the SageMaker Metrics fake itself, through real aiobotocore clients."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import aiohttp
+import orjson
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/ need not be a package
+from metrics_fake import MetricsFake  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MetricsFake]:
+    with MetricsFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server: MetricsFake) -> MetricsFake:
+    server.reset()
+    return server
+
+
+@asynccontextmanager
+async def metrics_client(url: str) -> AsyncIterator[Any]:
+    # total_max_attempts=1: exactly one request per call, so counts are exact.
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+    async with aioboto3.Session().client(
+        "sagemaker-metrics", endpoint_url=url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing", config=config,
+    ) as client:
+        yield client
+
+
+def item(i: int, **extra: Any) -> dict[str, Any]:
+    return {"MetricName": f"m{i}", "Timestamp": 1_700_000_000 + i, "Step": i, "Value": i / 4, **extra}
+
+
+@pytest.mark.asyncio
+async def test_records_exact_points(fake: MetricsFake) -> None:
+    async with metrics_client(fake.url) as client:
+        await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(0), item(1)])
+        await client.batch_put_metrics(
+            TrialComponentName="exp-run",
+            MetricData=[{"MetricName": "loss", "Timestamp": 1_700_000_000, "Value": 2}])
+    assert fake.points == [
+        {"trial_component": "exp-run", "name": "m0", "value": 0.0, "step": 0, "timestamp": 1_700_000_000.0},
+        {"trial_component": "exp-run", "name": "m1", "value": 0.25, "step": 1, "timestamp": 1_700_000_001.0},
+        {"trial_component": "exp-run", "name": "loss", "value": 2.0, "step": None, "timestamp": 1_700_000_000.0},
+    ]
+    assert fake.requests == 2 and fake.violations == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name, data, fragment", [
+    ("exp-run", [item(i) for i in range(11)], "1..10 items"),
+    ("exp-run", [item(0, Value=math.nan)], "non-finite 'NaN'"),
+    ("exp-run", [item(0, Value=-math.inf)], "non-finite '-Infinity'"),
+    ("Exp_Run", [item(0)], "does not match"),  # pattern must match the whole name
+])
+async def test_contract_violations(fake: MetricsFake, name: str, data: list, fragment: str) -> None:
+    async with metrics_client(fake.url) as client:
+        with pytest.raises(ClientError) as err:
+            await client.batch_put_metrics(TrialComponentName=name, MetricData=data)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert len(fake.violations) == 1 and fragment in fake.violations[0]
+    assert fake.points == []
+
+
+@pytest.mark.asyncio
+async def test_fail_next_throttles_then_recovers(fake: MetricsFake) -> None:
+    fake.configure(fail_next={"throttle": 1})
+    async with metrics_client(fake.url) as client:
+        with pytest.raises(ClientError) as err:
+            await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(0)])
+        await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(1)])
+    assert err.value.response["Error"]["Code"] == "ThrottlingException"
+    assert [p["name"] for p in fake.points] == ["m1"]
+    assert fake.stats["faults"] == {"throttle": 1} and fake.requests == 2
+
+
+@pytest.mark.asyncio
+async def test_item_errors_echo_indexes_and_keep_the_rest(fake: MetricsFake) -> None:
+    fake.configure(seed=7, item_error_rates={"CONFLICT_ERROR": 0.5})
+    async with metrics_client(fake.url) as client:
+        resp = await client.batch_put_metrics(
+            TrialComponentName="exp-run", MetricData=[item(i) for i in range(10)])
+    failed = {e["MetricIndex"] for e in resp["Errors"]}
+    assert 0 < len(failed) < 10, "seed 7 should fail some items, not all"
+    assert {e["Code"] for e in resp["Errors"]} == {"CONFLICT_ERROR"}
+    assert [p["name"] for p in fake.points] == [f"m{i}" for i in range(10) if i not in failed]
+    assert fake.stats["faults"] == {"item:CONFLICT_ERROR": len(failed)}
+
+
+@pytest.mark.asyncio
+async def test_control_endpoints_over_http(fake: MetricsFake) -> None:
+    put = {"TrialComponentName": "exp-run", "MetricData": [item(0)]}
+    async with aiohttp.ClientSession(fake.url) as http:
+        async with http.post("/_fake/config", data=orjson.dumps({"bogus_rate": 1})) as r:
+            assert r.status == 400
+        async with http.post("/_fake/config", data=orjson.dumps({"fail_next": {"503": 1}})) as r:
+            assert r.status == 200
+        async with http.put("/BatchPutMetrics", data=orjson.dumps(put)) as r:
+            assert r.status == 503 and r.headers["x-amzn-ErrorType"] == "ServiceUnavailable"
+        async with http.put("/BatchPutMetrics", data=orjson.dumps(put)) as r:
+            assert r.status == 200 and orjson.loads(await r.read()) == {}
+        async with http.get("/_fake/points") as r:
+            assert [p["name"] for p in orjson.loads(await r.read())] == ["m0"]
+        async with http.get("/_fake/stats") as r:
+            assert orjson.loads(await r.read()) == {
+                "requests": 2, "points": 1, "violations": [], "faults": {"503": 1}}
+        async with http.post("/_fake/reset") as r:
+            assert r.status == 200
+    assert fake.stats == {"requests": 0, "points": 0, "violations": [], "faults": {}}

@@ -6,6 +6,7 @@ instance-metadata look-ups are switched off so that no test can reach another ad
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 from typing import Any, Iterator
@@ -34,6 +35,9 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 
 import sagerun  # noqa: E402
 from metrics_fake import MetricsFake  # noqa: E402
+
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log drowns the report
 
 
 @pytest.fixture(scope="session")

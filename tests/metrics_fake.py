@@ -14,13 +14,15 @@ What botocore 1.40 / aiobotocore 2.25 actually send:
     millisecond floats, a handler on ``creating-serializer.metrics.sagemaker`` (endpoint
     prefix, not service name) must set ``serializer_kwargs["timestamp_precision"] = "millisecond"``.
   * NaN/Infinity as the JSON strings "NaN", "Infinity", "-Infinity".
-  * ``retries={"max_attempts": 1}`` means one *retry* (legacy mode); ``total_max_attempts=1``
-    means one request.  And aiohttp itself resends a PUT once when a *reused* keep-alive
-    connection is reset, unseen by botocore: one ``reset`` usually goes unnoticed (the fake
-    counts 2 requests); ``fail_next={"reset": 2}`` or ``down=True`` surfaces.
+  * ``retries={"max_attempts": 1}`` means one *retry* (2 requests), in standard mode too;
+    ``total_max_attempts=1`` means one request.  And aiohttp itself resends a PUT once when
+    a *reused* keep-alive connection is reset, unseen by botocore: one ``reset`` on a warm
+    client goes unnoticed (the fake counts 2 requests); ``fail_next={"reset": 2}`` or
+    ``down=True`` surfaces.
 
 Throughput (aiohttp client, keep-alive, 10 points/request, 8 concurrent, fake in its own
-process, 2 vCPUs): ~3,300 requests/s (~33k points/s); a bare aiohttp handler does ~3,500.
+process, noisy 2-vCPU container): ~3,300 requests/s (~33k points/s), within ~10% of a bare
+aiohttp handler that returns ``{}``; parsing + validating a request costs ~35 us.
 """
 
 from __future__ import annotations

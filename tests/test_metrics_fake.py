@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aioboto3
 import aiohttp
+import botocore.exceptions
 import orjson
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/ need not be a package
-from metrics_fake import MetricsFake  # noqa: E402
+from metrics_fake import MetricsFake
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MetricsFake]:
-    with MetricsFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: MetricsFake) -> MetricsFake:
-    server.reset()
-    return server
+# `metrics_fake` (conftest.py): the session's fake, reset to no points and no faults.
 
 
 @asynccontextmanager
@@ -48,18 +36,18 @@ def item(i: int, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.asyncio
-async def test_records_exact_points(fake: MetricsFake) -> None:
-    async with metrics_client(fake.url) as client:
+async def test_records_exact_points(metrics_fake: MetricsFake) -> None:
+    async with metrics_client(metrics_fake.url) as client:
         await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(0), item(1)])
         await client.batch_put_metrics(
             TrialComponentName="exp-run",
             MetricData=[{"MetricName": "loss", "Timestamp": 1_700_000_000, "Value": 2}])
-    assert fake.points == [
+    assert metrics_fake.points == [
         {"trial_component": "exp-run", "name": "m0", "value": 0.0, "step": 0, "timestamp": 1_700_000_000.0},
         {"trial_component": "exp-run", "name": "m1", "value": 0.25, "step": 1, "timestamp": 1_700_000_001.0},
         {"trial_component": "exp-run", "name": "loss", "value": 2.0, "step": None, "timestamp": 1_700_000_000.0},
     ]
-    assert fake.requests == 2 and fake.violations == []
+    assert metrics_fake.requests == 2 and metrics_fake.violations == []
 
 
 @pytest.mark.asyncio
@@ -69,45 +57,45 @@ async def test_records_exact_points(fake: MetricsFake) -> None:
     ("exp-run", [item(0, Value=-math.inf)], "non-finite '-Infinity'"),
     ("Exp_Run", [item(0)], "does not match"),  # pattern must match the whole name
 ])
-async def test_contract_violations(fake: MetricsFake, name: str, data: list, fragment: str) -> None:
-    async with metrics_client(fake.url) as client:
+async def test_contract_violations(metrics_fake: MetricsFake, name: str, data: list, fragment: str) -> None:
+    async with metrics_client(metrics_fake.url) as client:
         with pytest.raises(ClientError) as err:
             await client.batch_put_metrics(TrialComponentName=name, MetricData=data)
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    assert len(fake.violations) == 1 and fragment in fake.violations[0]
-    assert fake.points == []
+    assert len(metrics_fake.violations) == 1 and fragment in metrics_fake.violations[0]
+    assert metrics_fake.points == []
 
 
 @pytest.mark.asyncio
-async def test_fail_next_throttles_then_recovers(fake: MetricsFake) -> None:
-    fake.configure(fail_next={"throttle": 1})
-    async with metrics_client(fake.url) as client:
+async def test_fail_next_throttles_then_recovers(metrics_fake: MetricsFake) -> None:
+    metrics_fake.configure(fail_next={"throttle": 1})
+    async with metrics_client(metrics_fake.url) as client:
         with pytest.raises(ClientError) as err:
             await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(0)])
         await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(1)])
     assert err.value.response["Error"]["Code"] == "ThrottlingException"
-    assert [p["name"] for p in fake.points] == ["m1"]
-    assert fake.stats["faults"] == {"throttle": 1} and fake.requests == 2
+    assert [p["name"] for p in metrics_fake.points] == ["m1"]
+    assert metrics_fake.stats["faults"] == {"throttle": 1} and metrics_fake.requests == 2
 
 
 @pytest.mark.asyncio
-async def test_item_errors_echo_indexes_and_keep_the_rest(fake: MetricsFake) -> None:
-    fake.configure(seed=7, item_error_rates={"CONFLICT_ERROR": 0.5})
-    async with metrics_client(fake.url) as client:
+async def test_item_errors_echo_indexes_and_keep_the_rest(metrics_fake: MetricsFake) -> None:
+    metrics_fake.configure(seed=7, item_error_rates={"CONFLICT_ERROR": 0.5})
+    async with metrics_client(metrics_fake.url) as client:
         resp = await client.batch_put_metrics(
             TrialComponentName="exp-run", MetricData=[item(i) for i in range(10)])
     failed = {e["MetricIndex"] for e in resp["Errors"]}
     assert 0 < len(failed) < 10, "seed 7 should fail some items, not all"
     assert {e["Code"] for e in resp["Errors"]} == {"CONFLICT_ERROR"}
-    assert [p["name"] for p in fake.points] == [f"m{i}" for i in range(10) if i not in failed]
-    assert fake.stats["faults"] == {"item:CONFLICT_ERROR": len(failed)}
+    assert [p["name"] for p in metrics_fake.points] == [f"m{i}" for i in range(10) if i not in failed]
+    assert metrics_fake.stats["faults"] == {"item:CONFLICT_ERROR": len(failed)}
 
 
 @pytest.mark.asyncio
-async def test_control_endpoints_over_http(fake: MetricsFake) -> None:
+async def test_control_endpoints_over_http(metrics_fake: MetricsFake) -> None:
     put = {"TrialComponentName": "exp-run", "MetricData": [item(0)]}
-    async with aiohttp.ClientSession(fake.url) as http:
+    async with aiohttp.ClientSession(metrics_fake.url) as http:
         async with http.post("/_fake/config", data=orjson.dumps({"bogus_rate": 1})) as r:
             assert r.status == 400
         async with http.post("/_fake/config", data=orjson.dumps({"fail_next": {"503": 1}})) as r:
@@ -123,4 +111,13 @@ async def test_control_endpoints_over_http(fake: MetricsFake) -> None:
                 "requests": 2, "points": 1, "violations": [], "faults": {"503": 1}}
         async with http.post("/_fake/reset") as r:
             assert r.status == 200
-    assert fake.stats == {"requests": 0, "points": 0, "violations": [], "faults": {}}
+    assert metrics_fake.stats == {"requests": 0, "points": 0, "violations": [], "faults": {}}
+
+
+@pytest.mark.asyncio
+async def test_down_resets_connections(metrics_fake: MetricsFake) -> None:
+    metrics_fake.configure(down=True)
+    async with metrics_client(metrics_fake.url) as client:
+        with pytest.raises(botocore.exceptions.ConnectionClosedError):
+            await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(0)])
+    assert metrics_fake.points == [] and metrics_fake.stats["faults"]["down"] >= 1

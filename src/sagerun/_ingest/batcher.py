@@ -11,6 +11,7 @@ import time
 from typing import Callable, Sequence
 
 import anyio
+import anyio.abc
 import tenacity
 
 from .._exceptions import TransportError
@@ -65,11 +66,12 @@ class Batcher:
         self._closing = False
         self._last_lag_warning = -math.inf
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._drain_scope = anyio.CancelScope()
 
     async def __aenter__(self) -> Batcher:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._task_group.start_soon(self._drain, name=f"sagerun drain {self.trial_component_name}")
+        self._drain_scope = await self._task_group.start(self._drain, name=f"sagerun drain {self.trial_component_name}")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -81,10 +83,13 @@ class Batcher:
             self._wakeup.set()
             with anyio.move_on_after(self.session.close_timeout):
                 await self.flush()
-        self._task_group.cancel_scope.cancel()
+        self._drain_scope.cancel()
         try:
             await self._task_group.__aexit__(None, None, None)
         finally:
+            for batch in self._batches:  # taken, but cancelled while waiting for a slot
+                self._fail(batch.points, "still queued when the run closed")
+            self._batches.clear()
             leftover = self.queue.drain_all()
             if leftover:
                 self._fail(leftover, "still queued when the run closed")
@@ -123,25 +128,32 @@ class Batcher:
         finally:
             self._flushing -= 1
 
-    async def _drain(self) -> None:
+    async def _drain(self, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
         size = self.backend.max_batch
         queue = self.queue
-        async with anyio.create_task_group() as senders:
-            while True:
-                waiting = len(queue)
-                if not waiting or (waiting < size and not (self._flushing or self._closing)):
-                    with anyio.move_on_after(self.session.linger):
-                        await self._wakeup.wait()
-                    self._wakeup = anyio.Event()
-                    self._check_lag()
-                points = queue.take(size)
-                self._progress.set()
-                self._progress = anyio.Event()
-                if points:
-                    batch = _Batch(points)
-                    self._batches.add(batch)
-                    await self.limiter.acquire(batch)
-                    senders.start_soon(self._send, batch)
+        # Shielded: cancelling the caller's scope must not cut requests in flight; close() ends the
+        # drain through this scope once the flush is done or its timeout has passed.
+        with anyio.CancelScope(shield=True) as scope:
+            task_status.started(scope)
+            async with anyio.create_task_group() as senders:
+                await self._drain_loop(senders, size, queue)
+
+    async def _drain_loop(self, senders: anyio.abc.TaskGroup, size: int, queue: PointQueue) -> None:
+        while True:
+            waiting = len(queue)
+            if not waiting or (waiting < size and not (self._flushing or self._closing)):
+                with anyio.move_on_after(self.session.linger):
+                    await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+                self._check_lag()
+            points = queue.take(size)
+            self._progress.set()
+            self._progress = anyio.Event()
+            if points:
+                batch = _Batch(points)
+                self._batches.add(batch)
+                await self.limiter.acquire(batch)
+                senders.start_soon(self._send, batch)
 
     async def _send(self, batch: _Batch) -> None:
         try:

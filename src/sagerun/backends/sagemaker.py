@@ -74,7 +74,7 @@ class SageMakerBackend(Backend):
     async def __aenter__(self) -> SageMakerBackend:
         boto = self.session.boto_session or aioboto3.Session()
         config = botocore.config.Config(
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1},
             max_pool_connections=max(10, self.session.max_in_flight),
             connect_timeout=self.session.request_timeout,
             read_timeout=self.session.request_timeout,

@@ -1,0 +1,100 @@
+"""The local store as a backend: runs and their points in one SQLite file, no AWS needed.
+
+SQLite calls block, so each one runs in a worker thread; a ``CapacityLimiter(1)`` makes the single
+connection's calls one at a time (SQLite has one writer anyway) and in the order they were made.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+from typing import Any, Callable, Sequence, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from .._exceptions import BackendError, TransportError
+from .._ingest.points import Point
+from .._session import Session
+from ..store import db, records
+from ..store.metrics import MetricWriter
+from .base import Backend, ItemError, RunRecord
+
+logger = logging.getLogger("sagerun")
+T = TypeVar("T")
+
+
+class LocalBackend(Backend):
+    """Runs and metrics in ``<session.store_path>/sagerun.db``; use as ``async with``."""
+
+    # No API limit here: big batches make one transaction and one executemany per 5,000 points.
+    max_batch = 5000
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.store_path = session.store_path
+        self._conn: sqlite3.Connection | None = None
+        self._writer: MetricWriter | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._run_ids: dict[str, int] = {}
+
+    async def __aenter__(self) -> LocalBackend:
+        self._limiter = anyio.CapacityLimiter(1)
+        try:
+            self._conn = await self._thread(db.connect, self.store_path)
+        except (sqlite3.Error, OSError) as exc:
+            raise BackendError(f"could not open the local store in {self.store_path}: {exc}. Check that the "
+                               "folder is writable, or choose another with Session(store=...) or SAGERUN_HOME") from exc
+        self._writer = MetricWriter(self._conn)
+        return self
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await self._thread(conn.close)
+
+    async def _thread(self, call: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(call, *args), limiter=self._limiter)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the local backend is not open: use it as 'async with LocalBackend(session)'")
+        return self._conn
+
+    async def open_run(self, record: RunRecord) -> RunRecord:
+        try:
+            run_id, merged = await self._thread(records.open_run, self._connection(), record)
+        except sqlite3.Error as exc:
+            raise BackendError(f"could not load or create run {record.run_name!r} of experiment "
+                               f"{record.experiment_name!r} in the local store {self.store_path}: {exc}") from exc
+        self._run_ids[record.trial_component_name] = run_id
+        return merged
+
+    async def save_run(self, record: RunRecord) -> None:
+        run_id = self._run_id(record.trial_component_name)
+        try:
+            await self._thread(records.save_run, self._connection(), run_id, record)
+        except sqlite3.Error as exc:
+            raise BackendError(f"could not save run {record.trial_component_name!r} (status {record.status}) "
+                               f"in the local store {self.store_path}: {exc}") from exc
+
+    async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
+        run_id = self._run_id(trial_component_name)
+        assert self._writer is not None
+        try:
+            await self._thread(self._writer.insert, run_id, points)
+        except sqlite3.OperationalError as exc:
+            # Locked or busy past the timeout, or a full disk: worth another attempt.
+            raise TransportError(f"local store {self.store_path}: {exc}", retryable=True) from exc
+        except sqlite3.Error as exc:
+            raise TransportError(f"local store {self.store_path}: {exc}", retryable=False) from exc
+        return []
+
+    def _run_id(self, trial_component_name: str) -> int:
+        try:
+            return self._run_ids[trial_component_name]
+        except KeyError:
+            raise BackendError(f"run {trial_component_name!r} was not opened on this backend: "
+                               "call open_run(record) first") from None

@@ -1,0 +1,178 @@
+"""The local store's database file: where it lives, how it is opened, and its schema.
+
+One SQLite file, ``sagerun.db``, in the session's ``store_path``: WAL journal so that the CLI can
+read while a run writes, ``synchronous=NORMAL`` because a crash may lose the last transaction but
+never corrupts the file (and a training process is not a bank). Every connection is opened by
+``connect`` so that every one has the same settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from typing import Iterator
+
+from .._exceptions import SagerunError
+
+DB_NAME = "sagerun.db"
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    display_name TEXT,
+    created_time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    name TEXT NOT NULL,
+    trial_name TEXT NOT NULL,
+    trial_component_name TEXT NOT NULL UNIQUE,
+    display_name TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    status TEXT,
+    status_message TEXT,
+    start_time REAL,
+    end_time REAL,
+    created_time REAL NOT NULL,
+    pushed_through INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (experiment_id, name)
+);
+CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
+CREATE TABLE IF NOT EXISTS parameters (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('str', 'int', 'float')),
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    is_output INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    media_type TEXT,
+    PRIMARY KEY (run_id, is_output, name)
+) WITHOUT ROWID;
+-- A series is one metric of one run; points carry its id rather than the run and the name, which
+-- keeps a point's row at about 25 bytes.
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    UNIQUE (run_id, name)
+);
+-- id is the rowid: the order points were stored in, stable across VACUUM, and what "last" means.
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    series_id INTEGER NOT NULL,
+    step INTEGER,
+    timestamp REAL NOT NULL,
+    value REAL NOT NULL
+);
+-- The only index on points: (series_id, id) serves per-metric summaries, last values and export.
+CREATE INDEX IF NOT EXISTS metrics_by_series ON metrics(series_id);
+CREATE TABLE IF NOT EXISTS spool (
+    id INTEGER PRIMARY KEY,
+    trial_component_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    step INTEGER,
+    timestamp REAL NOT NULL,
+    reason TEXT NOT NULL,
+    added_time REAL NOT NULL,
+    refused TEXT
+);
+CREATE INDEX IF NOT EXISTS spool_pending ON spool(trial_component_name, id) WHERE refused IS NULL;
+"""
+
+
+class NoStoreError(SagerunError):
+    """There is no local store where one was looked for."""
+
+    def __init__(self, store_path: str) -> None:
+        super().__init__(f"no local store at {store_path}: run `sagerun demo` or log a run first")
+        self.store_path = store_path
+
+
+class StoreVersionError(SagerunError):
+    """The store was written by a newer sagerun than this one."""
+
+
+def database_path(store_path: str) -> str:
+    return os.path.join(store_path, DB_NAME)
+
+
+def connect(store_path: str, *, create: bool = True) -> sqlite3.Connection:
+    """Open the store's database, creating the folder (0700), the file (0600) and the schema if asked.
+
+    The connection is in autocommit mode (write inside ``transaction``) and may be used from any
+    thread, one at a time: the caller serializes.
+
+    Raises:
+        NoStoreError: ``create`` is false and there is no database in ``store_path``.
+        StoreVersionError: the database has a newer schema than this sagerun knows.
+        sqlite3.Error, OSError: the file cannot be opened or written.
+    """
+    path = database_path(store_path)
+    if not os.path.exists(path):
+        if not create:
+            raise NoStoreError(store_path)
+        _create_file(store_path, path)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -32000")  # 32 MB: the index pages of a busy run stay hot
+        conn.execute("PRAGMA temp_store = MEMORY")
+        _migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_file(store_path: str, path: str) -> None:
+    if not os.path.isdir(store_path):
+        os.makedirs(store_path, mode=0o700, exist_ok=True)
+        os.chmod(store_path, 0o700)  # makedirs' mode is filtered by the umask
+    # SQLite gives its -wal and -shm files the database file's permissions.
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the local store {path} has schema version {version}, newer than this sagerun's "
+            f"{SCHEMA_VERSION}: upgrade sagerun (pip install -U sagerun) to read it"
+        )
+    # IF NOT EXISTS and the immediate transaction make two processes creating the store at once harmless.
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction, taken at once (``BEGIN IMMEDIATE``) so that it never fails half-way on a
+    lock; committed on success, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

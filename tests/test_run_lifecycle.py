@@ -48,11 +48,19 @@ async def test_exception_marks_the_run_failed_with_its_message(session, sagemake
 
 
 async def test_cancelled_run_is_stopped_and_flushed(session, sagemaker, metrics_fake):
-    with anyio.move_on_after(0.3):
+    logged = anyio.Event()
+
+    async def training() -> None:
         async with sagerun.Run("exp", "cancelled", session=session) as run:
             for step in range(50):
                 await run.log_metric("loss", float(step), step=step)
-            await anyio.sleep(10)
+            logged.set()
+            await anyio.sleep(30)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(training)
+        await logged.wait()
+        group.cancel_scope.cancel()
     assert sagemaker.describe_trial_component(TrialComponentName="exp-cancelled")["Status"]["PrimaryStatus"] == "Stopped"
     assert sorted(p["step"] for p in metrics_fake.points) == list(range(50))
 

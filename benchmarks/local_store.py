@@ -59,7 +59,7 @@ def _child(name: str, points: int) -> None:
     with tempfile.TemporaryDirectory() as store:
         seconds = anyio.run(_scenario, name, points, store)
         with sqlite3.connect(f"{store}/sagerun.db") as conn:
-            stored = conn.execute("SELECT count(*) FROM metrics").fetchone()[0]
+            stored = conn.execute("SELECT coalesce(sum(count), 0) FROM metrics").fetchone()[0]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     print(json.dumps({"scenario": name, "points": stored, "seconds": seconds, "peak_rss_mb": peak_mb}))
 

@@ -214,3 +214,42 @@ async def test_lag_is_reported_and_warned_about(session, metrics_fake, caplog):
             metrics_fake.configure(down=False)
     assert "behind" in caplog.text
     assert run.ingest_stats.lag == 0.0
+
+
+async def test_both_metrics_clients_put_the_same_points_on_the_wire(session, metrics_fake):
+    seen = {}
+    base = time.time() - 100.5
+    for client in ("http", "botocore"):
+        metrics_fake.reset()
+        chosen = sagerun.Session(**{**session.__dict__, "metrics_client": client})
+        async with sagerun.Run("exp", f"wire-{client}", session=chosen) as run:
+            for step in range(35):
+                await run.log_metric("loss", step / 7, step=step, timestamp=base + step)
+            await run.log_metric("no-step", 2.5, timestamp=base)
+        seen[client] = sorted((p["trial_component"].rsplit("-", 1)[0], p["name"], p["step"], p["value"],
+                               int(p["timestamp"])) for p in metrics_fake.points)
+        assert metrics_fake.violations == []
+    assert seen["http"] == seen["botocore"]
+    assert len(seen["http"]) == 36
+
+
+async def test_moto_metrics_endpoint_summarises_what_was_sent(moto_url, sagemaker):
+    # moto keeps per-metric summaries only; enough to see that a real server parses our requests.
+    session = sagerun.Session(region="us-east-1", endpoint_url=moto_url, retry_deadline=5.0)
+    async with sagerun.Run("exp", "to-moto", session=session) as run:
+        for step in range(30):
+            await run.log_metric("loss", float(step), step=step)
+    metrics = sagemaker.describe_trial_component(TrialComponentName="exp-to-moto")["Metrics"]
+    [loss] = [m for m in metrics if m["MetricName"] == "loss"]
+    assert (loss["Count"], loss["Min"], loss["Max"], loss["Last"]) == (30, 0.0, 29.0, 29.0)
+
+
+async def test_answers_later_than_the_timeout_are_resent_and_counted(session, metrics_fake):
+    metrics_fake.configure(fail_next={"timeout": 2}, timeout_s=1.0)
+    impatient = sagerun.Session(**{**session.__dict__, "request_timeout": 0.3})
+    async with sagerun.Run("exp", "slow-answers", session=impatient) as run:
+        logged = await log_range(run, 50)
+    got = received(metrics_fake)
+    assert set(got) == set(logged)  # everything arrived ...
+    duplicates = sum(got.values()) - sum(logged.values())
+    assert 0 < duplicates <= run.ingest_stats.resent_unanswered  # ... and every duplicate is accounted for

@@ -21,7 +21,9 @@ class BackendError(SagerunError):
 class TransportError(SagerunError):
     """A whole metrics request failed; ``retryable`` and ``throttled`` tell the batcher what to do."""
 
-    def __init__(self, message: str, *, retryable: bool, throttled: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool, throttled: bool = False, unanswered: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.throttled = throttled
+        self.unanswered = unanswered
+        """The request may have reached the server before the failure: sending it again may duplicate."""

@@ -228,7 +228,7 @@ class Run:
         """Points enqueued, delivered, failed, dropped, rejected; queue depth and lag, right now."""
         if self._batcher is None:
             queued = len(self._queue)
-            return IngestStats(queued, 0, 0, self._queue.dropped, self._queue.rejected, 0, queued, 0, 0.0, 0)
+            return IngestStats(queued, 0, 0, self._queue.dropped, self._queue.rejected, 0, 0, queued, 0, 0.0, 0)
         return self._batcher.stats()
 
     def _point(self, name: str, value: object, step: object, timestamp: object) -> Point | None:

@@ -59,6 +59,7 @@ class Batcher:
         self.delivered = 0
         self.failed = 0
         self.retried = 0
+        self.resent_unanswered = 0
         self._batches: set[_Batch] = set()
         self._wakeup = anyio.Event()
         self._progress = anyio.Event()
@@ -109,6 +110,7 @@ class Batcher:
             dropped=queue.dropped,
             rejected=queue.rejected,
             retried=self.retried,
+            resent_unanswered=self.resent_unanswered,
             queued=len(queue),
             in_flight=in_flight,
             lag=max(0.0, time.time() - min(oldest)) if oldest else 0.0,
@@ -179,12 +181,15 @@ class Batcher:
             with anyio.fail_after(self.session.request_timeout):
                 errors = await self.backend.put_metrics(self.trial_component_name, points)
         except TimeoutError:
+            self.resent_unanswered += len(points)
             raise TransportError(
-                f"no answer within request_timeout={self.session.request_timeout}s", retryable=True
+                f"no answer within request_timeout={self.session.request_timeout}s", retryable=True, unanswered=True
             ) from None
         except TransportError as exc:
             if exc.throttled:
                 self.limiter.throttled()
+            if exc.unanswered:
+                self.resent_unanswered += len(points)
             raise
         self.limiter.succeeded()
         if not errors:

@@ -23,6 +23,9 @@ class IngestStats:
     rejected: int
     retried: int
     """Requests sent again after a throttle, a server error, a timeout or a transient item error."""
+    resent_unanswered: int
+    """Points whose request got no answer (a timeout, or the connection lost after sending): the
+    only case where the endpoint may receive a point twice (delivery is at least once)."""
     queued: int
     in_flight: int
     lag: float

@@ -28,8 +28,9 @@ T = TypeVar("T")
 class LocalBackend(Backend):
     """Runs and metrics in ``<session.store_path>/sagerun.db``; use as ``async with``."""
 
-    # No API limit here: big batches make one transaction and one executemany per 5,000 points.
-    max_batch = 5000
+    # No API limit here. Big batches mean few hand-offs to the writer thread, each of which may wait
+    # for the GIL while the training loop runs; 20,000 points are ~2 MB of tuples.
+    max_batch = 20_000
 
     def __init__(self, session: Session) -> None:
         self.session = session

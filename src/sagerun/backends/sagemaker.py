@@ -24,14 +24,10 @@ from .._ingest.retry import retrying
 from .._naming import RUN_TAG
 from .._session import Session
 from .base import Artifact, Backend, ItemError, RunRecord
+from .metrics_http import MetricsHTTP, classify
 
 logger = logging.getLogger("sagerun")
 
-_THROTTLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-    "RequestThrottled", "RequestThrottledException", "RequestLimitExceeded", "SlowDown",
-    "ProvisionedThroughputExceededException",
-})
 _CONNECTION_ERRORS = (
     botocore.exceptions.ConnectionError,
     botocore.exceptions.HTTPClientError,
@@ -46,17 +42,16 @@ def error_code(exc: botocore.exceptions.ClientError) -> str:
 
 
 def as_transport_error(exc: BaseException) -> TransportError | None:
-    """The ``TransportError`` a botocore or network failure stands for, or ``None`` if it is final."""
+    """The retryable ``TransportError`` a botocore or network failure stands for, else ``None``."""
     if isinstance(exc, botocore.exceptions.ClientError):
-        code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _THROTTLE_CODES or status == 429:
-            return TransportError(f"throttled: {code or status}", retryable=True, throttled=True)
-        if status >= 500:
-            return TransportError(f"server error {status} {code}", retryable=True)
-        return None
+        error = classify(status, error_code(exc), str(exc))
+        return error if error.retryable else None
     if isinstance(exc, _CONNECTION_ERRORS):
-        return TransportError(f"connection failed: {type(exc).__name__}: {exc}", retryable=True)
+        never_sent = isinstance(exc, (botocore.exceptions.EndpointConnectionError,
+                                      botocore.exceptions.ConnectTimeoutError, aiohttp.ClientConnectorError))
+        return TransportError(f"connection failed: {type(exc).__name__}: {exc}", retryable=True,
+                              unanswered=not never_sent)
     return None
 
 
@@ -70,6 +65,7 @@ class SageMakerBackend(Backend):
         self._stack = contextlib.AsyncExitStack()
         self._sagemaker: Any = None
         self._metrics: Any = None
+        self._metrics_http: MetricsHTTP | None = None
 
     async def __aenter__(self) -> SageMakerBackend:
         boto = self.session.boto_session or aioboto3.Session()
@@ -86,6 +82,17 @@ class SageMakerBackend(Backend):
             self._metrics = await stack.enter_async_context(boto.client(
                 "sagemaker-metrics", region_name=self.session.region,
                 endpoint_url=self.session.endpoint_for("sagemaker-metrics"), config=config))
+            if self.session.metrics_client == "http":
+                credentials = await boto.get_credentials()
+                if credentials is None:
+                    raise BackendError(
+                        "no AWS credentials found for SageMaker: configure them (environment, ~/.aws, or an "
+                        "instance role), or log to the local store with Session(backend='local')"
+                    )
+                self._metrics_http = MetricsHTTP(
+                    self._metrics.meta.endpoint_url, self._metrics.meta.region_name, credentials,
+                    connections=self.session.max_in_flight, timeout=self.session.request_timeout)
+                stack.push_async_callback(self._metrics_http.aclose)
             self._stack = stack.pop_all()
         return self
 
@@ -201,6 +208,8 @@ class SageMakerBackend(Backend):
             ) from exc
 
     async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
+        if self._metrics_http is not None:
+            return await self._metrics_http.put(trial_component_name, points)
         data = [
             {"MetricName": name, "Value": value, "Timestamp": timestamp}
             if step is None else

@@ -1,0 +1,107 @@
+"""BatchPutMetrics on a lean path: the body built once by orjson, signed by botocore's SigV4.
+
+A botocore client spends about 1 ms of CPU per request serialising, validating and signing through
+its generic machinery (measured in docs/performance.md); this one request is sent thousands of times
+a minute from the training process, so it gets a path of its own. Credentials, endpoint and region
+still come from the botocore session and client, so every AWS convention keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Sequence
+
+import aiohttp
+import orjson
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+from .._exceptions import TransportError
+from .._ingest.points import Point
+from .base import ItemError
+
+THROTTLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestThrottled", "RequestThrottledException", "RequestLimitExceeded", "SlowDown",
+    "ProvisionedThroughputExceededException",
+})
+_SIGNING_NAME = "sagemaker"  # the metrics API is signed as SageMaker, not as its endpoint prefix
+
+
+def classify(status: int, code: str, message: str) -> TransportError:
+    """The ``TransportError`` for an error answer: throttling and 5xx are worth retrying."""
+    if code in THROTTLE_CODES or status == 429:
+        return TransportError(f"throttled: {code or status}", retryable=True, throttled=True)
+    if status >= 500:
+        return TransportError(f"server error {status} {code}", retryable=True)
+    return TransportError(f"refused: {status} {code}: {message}", retryable=False)
+
+
+class MetricsHTTP:
+    """Sends ``BatchPutMetrics`` requests through one pooled aiohttp session."""
+
+    def __init__(self, endpoint_url: str, region: str, credentials: Any, *, connections: int,
+                 timeout: float) -> None:
+        self._url = endpoint_url.rstrip("/") + "/BatchPutMetrics"
+        self._region = region
+        self._credentials = credentials
+        self._frozen: Any = None
+        self._signer: SigV4Auth | None = None
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            trust_env=True,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.close()
+
+    async def _sign(self, body: bytes) -> dict[str, str]:
+        # Refreshable credentials renew themselves here; the signer is rebuilt only when they change.
+        frozen = await self._credentials.get_frozen_credentials()
+        if frozen != self._frozen or self._signer is None:
+            self._frozen = frozen
+            self._signer = SigV4Auth(frozen, _SIGNING_NAME, self._region)
+        request = AWSRequest(method="PUT", url=self._url, data=body,
+                             headers={"Content-Type": "application/json", "User-Agent": "sagerun"})
+        self._signer.add_auth(request)
+        return dict(request.headers.items())
+
+    async def put(self, trial_component_name: str, points: Sequence[Point]) -> list[ItemError]:
+        """Send one request; return the items refused.
+
+        Raises:
+            TransportError: the request failed as a whole (retryable for throttling, 5xx, network).
+        """
+        body = orjson.dumps({
+            "TrialComponentName": trial_component_name,
+            "MetricData": [
+                {"MetricName": name, "Timestamp": timestamp, "Value": value}
+                if step is None else
+                {"MetricName": name, "Timestamp": timestamp, "Step": step, "Value": value}
+                for name, value, step, timestamp in points
+            ],
+        })
+        headers = await self._sign(body)
+        try:
+            async with self._http.put(self._url, data=body, headers=headers) as response:
+                payload = await response.read()
+                status = response.status
+                error_type = response.headers.get("x-amzn-ErrorType", "")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise TransportError(f"connection failed: {type(exc).__name__}: {exc}", retryable=True,
+                                 unanswered=not isinstance(exc, aiohttp.ClientConnectorError)) from exc
+        document = _json(payload)
+        if status == 200:
+            return [ItemError(int(e["MetricIndex"]), str(e["Code"])) for e in document.get("Errors") or ()]
+        code = (error_type or str(document.get("__type", ""))).split(":")[0].rsplit("#", 1)[-1]
+        raise classify(status, code, str(document.get("message") or document.get("Message") or ""))
+
+
+def _json(payload: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(payload) if payload else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}

@@ -1,0 +1,205 @@
+"""Delivery of the spool to SageMaker, and of runs logged to the local store (``sagerun sync``).
+
+Delivery is at least once: a point leaves the spool only after SageMaker has taken it, so an
+interrupted sync sends again, next time, at most the requests that were in flight. Points refused
+for good item by item are set aside with their code; a request that fails as a whole stops the
+sync with the points kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Callable, Sequence
+
+import anyio
+import anyio.to_thread
+
+from .._exceptions import SagerunError, TransportError
+from .._ingest.batcher import RETRYABLE_ITEM_CODES
+from .._ingest.points import Point
+from .._ingest.retry import retrying
+from .._session import Session
+from ..backends.base import Backend
+from . import records
+from .db import connect, transaction
+from .metrics import NO_STEP
+from .queries import RunInfo, read_metrics
+from .spool import Spool
+
+logger = logging.getLogger("sagerun")
+
+_READ_AHEAD = 2000  # points taken from the spool per round: 200 requests to spread over the senders
+_PUSH_REASON = "pushed from the local store"
+
+Progress = Callable[[int], None]
+
+
+class SyncError(SagerunError):
+    """Delivery stopped: the endpoint could not be reached or refused whole requests."""
+
+
+@dataclasses.dataclass
+class SyncReport:
+    """What one sync did. ``error`` is set when it stopped early; ``pending`` points are then left."""
+
+    delivered: int = 0
+    refused: dict[str, int] = dataclasses.field(default_factory=dict)
+    """points set aside by this sync, by refusal code"""
+    pending: int = 0
+    set_aside: dict[str, int] = dataclasses.field(default_factory=dict)
+    """every point set aside in the spool after this sync, by code"""
+    pushed: dict[str, int] = dataclasses.field(default_factory=dict)
+    """local runs sent to SageMaker (``experiment/run``) and how many of their points were spooled"""
+    error: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+async def push_run(backend: Backend, store_path: str, run: RunInfo) -> int:
+    """Create (or update) local run ``run`` in SageMaker through ``backend``, then put its points not
+    pushed before into the spool for ``deliver``; return how many.
+
+    Each point is spooled once: the run remembers the last block it pushed, in the same transaction.
+
+    Raises:
+        BackendError: the run could not be created or saved in SageMaker.
+        sqlite3.Error: the local store could not be read or written.
+    """
+    record = await anyio.to_thread.run_sync(_load_record, store_path, run.id)
+    local_parameters = dict(record.parameters)
+    record = await backend.open_run(record)
+    record.parameters.update(local_parameters)
+    await backend.save_run(record)
+    return await anyio.to_thread.run_sync(_spool_run, store_path, run.id, run.trial_component_name)
+
+
+def _load_record(store_path: str, run_id: int) -> records.RunRecord:
+    conn = connect(store_path, create=False)
+    try:
+        return records.load_run(conn, run_id)
+    finally:
+        conn.close()
+
+
+def _spool_run(store_path: str, run_id: int, trial_component_name: str) -> int:
+    conn = connect(store_path, create=False)
+    try:
+        with transaction(conn):
+            through = conn.execute("SELECT pushed_through FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            last = conn.execute("SELECT coalesce(max(m.id), 0) FROM metrics m JOIN series s ON s.id = m.series_id "
+                                "WHERE s.run_id = ?", (run_id,)).fetchone()[0]
+            if last <= through:
+                return 0
+            count, now = 0, time.time()
+            for series in read_metrics(conn, run_id, after=through, through=last):
+                conn.executemany(
+                    "INSERT INTO spool (trial_component_name, name, value, step, timestamp, reason, added_time) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ((trial_component_name, series.name, value, None if step == NO_STEP else step, timestamp,
+                      _PUSH_REASON, now) for step, timestamp, value in
+                     zip(series.steps.tolist(), series.timestamps.tolist(), series.values.tolist())))
+                count += len(series.values)
+            conn.execute("UPDATE runs SET pushed_through = ? WHERE id = ?", (last, run_id))
+            return count
+    finally:
+        conn.close()
+
+
+async def deliver(backend: Backend, spool: Spool, session: Session, *, concurrency: int = 8,
+                  progress: Progress | None = None) -> SyncReport:
+    """Send every pending point of ``spool`` through ``backend``, ``backend.max_batch`` per request and
+    ``concurrency`` requests in flight, retrying under ``session``'s policy; remove what was delivered
+    and set aside what was refused. ``progress`` is called with the number of points settled.
+
+    Returns the report; its ``error`` says why delivery stopped early, if it did.
+
+    Raises:
+        ValueError: ``concurrency`` is not a positive integer.
+    """
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer; got {concurrency!r}")
+    delivery = _Delivery(backend, spool, session, concurrency, progress or (lambda n: None))
+    await delivery.run()
+    report = delivery.report
+    report.pending = await anyio.to_thread.run_sync(spool.count)
+    report.set_aside = await anyio.to_thread.run_sync(spool.refused)
+    return report
+
+
+class _Delivery:
+    def __init__(self, backend: Backend, spool: Spool, session: Session, concurrency: int,
+                 progress: Progress) -> None:
+        self.backend = backend
+        self.spool = spool
+        self.session = session
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.progress = progress
+        self.report = SyncReport()
+
+    async def run(self) -> None:
+        size = self.backend.max_batch
+        while self.report.error is None:
+            batches = await anyio.to_thread.run_sync(self.spool.pending, _READ_AHEAD)
+            if not batches:
+                return
+            async with anyio.create_task_group() as senders:
+                for batch in batches:
+                    for start in range(0, len(batch.ids), size):
+                        senders.start_soon(self._send, senders, batch.trial_component_name,
+                                           batch.ids[start:start + size], batch.points[start:start + size])
+
+    async def _send(self, senders: anyio.abc.TaskGroup, trial_component_name: str, ids: list[int],
+                    points: list[Point]) -> None:
+        async with self.limiter:
+            left = (ids, points)
+            try:
+                async for attempt in retrying(self.session):
+                    with attempt:
+                        try:
+                            await self._attempt(trial_component_name, *left)
+                        except _Again as again:
+                            left = (again.ids, again.points)
+                            raise
+            except Exception as exc:  # retries exhausted, refused as a whole, or no credentials: stop
+                if self.report.error is None:
+                    self.report.error = f"{trial_component_name}: {exc}"
+                    logger.debug("sagerun: sync stopped", exc_info=True)
+                senders.cancel_scope.cancel()
+
+    async def _attempt(self, trial_component_name: str, ids: list[int], points: list[Point]) -> None:
+        """One request; settles what it can and raises a retryable error for what is left."""
+        try:
+            with anyio.fail_after(self.session.request_timeout):
+                errors = await self.backend.put_metrics(trial_component_name, points)
+        except TimeoutError:
+            raise TransportError(f"no answer within request_timeout={self.session.request_timeout}s",
+                                 retryable=True) from None
+        codes = {e.index: e.code for e in errors}
+        await anyio.to_thread.run_sync(self.spool.remove, [i for n, i in enumerate(ids) if n not in codes])
+        refused: dict[str, list[int]] = {}
+        for n, code in codes.items():
+            if code not in RETRYABLE_ITEM_CODES:
+                refused.setdefault(code, []).append(ids[n])
+        for code, refused_ids in refused.items():
+            await anyio.to_thread.run_sync(self.spool.mark_refused, refused_ids, code)
+            self.report.refused[code] = self.report.refused.get(code, 0) + len(refused_ids)
+            logger.warning("sagerun: %d points of %s refused by SageMaker (%s), set aside in the spool",
+                           len(refused_ids), trial_component_name, code)
+        again = sorted(n for n, code in codes.items() if code in RETRYABLE_ITEM_CODES)
+        settled = len(ids) - len(again)
+        self.report.delivered += len(ids) - len(codes)
+        self.progress(settled)
+        if again:
+            raise _Again([ids[n] for n in again], [points[n] for n in again])
+
+
+class _Again(TransportError):
+    """Some items came back with a transient code: retry those only."""
+
+    def __init__(self, ids: Sequence[int], points: Sequence[Point]) -> None:
+        super().__init__(f"{len(ids)} points came back with a transient item error", retryable=True)
+        self.ids = list(ids)
+        self.points = list(points)

@@ -1,4 +1,4 @@
-"""BatchPutMetrics on a lean path: the body built once by orjson, signed by botocore's SigV4.
+"""BatchPutMetrics on a lean path: the body built once by orjson, signed by a SigV4 for this one shape.
 
 A botocore client spends about 1 ms of CPU per request serialising, validating and signing through
 its generic machinery (measured in docs/performance.md); this one request is sent thousands of times
@@ -9,16 +9,18 @@ still come from the botocore session and client, so every AWS convention keeps w
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 from typing import Any, Sequence
 
 import aiohttp
 import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from .._exceptions import TransportError
 from .._ingest.points import Point
 from .base import ItemError
+from .sigv4 import JsonPutSigner
 
 THROTTLE_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
@@ -45,28 +47,21 @@ class MetricsHTTP:
         self._url = endpoint_url.rstrip("/") + "/BatchPutMetrics"
         self._region = region
         self._credentials = credentials
-        self._frozen: Any = None
-        self._signer: SigV4Auth | None = None
+        self._signer = JsonPutSigner(_host(self._url), "/BatchPutMetrics", _SIGNING_NAME, region)
+        # The proxy settings are read once here: aiohttp's trust_env would look them (and ~/.netrc)
+        # up again in a worker thread for every request, two thread hops per 10 points.
+        try:
+            self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
+        except LookupError:
+            self._proxy, self._proxy_auth = None, None
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=timeout),
-            trust_env=True,
             skip_auto_headers=("User-Agent",),
         )
 
     async def aclose(self) -> None:
         await self._http.close()
-
-    async def _sign(self, body: bytes) -> dict[str, str]:
-        # Refreshable credentials renew themselves here; the signer is rebuilt only when they change.
-        frozen = await self._credentials.get_frozen_credentials()
-        if frozen != self._frozen or self._signer is None:
-            self._frozen = frozen
-            self._signer = SigV4Auth(frozen, _SIGNING_NAME, self._region)
-        request = AWSRequest(method="PUT", url=self._url, data=body,
-                             headers={"Content-Type": "application/json", "User-Agent": "sagerun"})
-        self._signer.add_auth(request)
-        return dict(request.headers.items())
 
     async def put(self, trial_component_name: str, points: Sequence[Point]) -> list[ItemError]:
         """Send one request; return the items refused.
@@ -83,9 +78,11 @@ class MetricsHTTP:
                 for name, value, step, timestamp in points
             ],
         })
-        headers = await self._sign(body)
+        # Refreshable credentials renew themselves when asked for a frozen copy.
+        headers = self._signer.headers(body, await self._credentials.get_frozen_credentials())
         try:
-            async with self._http.put(self._url, data=body, headers=headers) as response:
+            async with self._http.put(self._url, data=body, headers=headers, proxy=self._proxy,
+                                      proxy_auth=self._proxy_auth) as response:
                 payload = await response.read()
                 status = response.status
                 error_type = response.headers.get("x-amzn-ErrorType", "")
@@ -97,6 +94,17 @@ class MetricsHTTP:
             return [ItemError(int(e["MetricIndex"]), str(e["Code"])) for e in document.get("Errors") or ()]
         code = (error_type or str(document.get("__type", ""))).split(":")[0].rsplit("#", 1)[-1]
         raise classify(status, code, str(document.get("message") or document.get("Message") or ""))
+
+
+def _host(url: str) -> str:
+    """The Host header as botocore signs it: the port only when it is not the scheme's default."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
 
 
 def _json(payload: bytes) -> dict[str, Any]:

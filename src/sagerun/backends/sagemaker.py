@@ -20,7 +20,7 @@ import botocore.exceptions
 
 from .._exceptions import BackendError, TransportError
 from .._ingest.points import Point
-from .._ingest.retry import retrying
+from .._ingest.retry import retry_call
 from .._naming import RUN_TAG
 from .._session import Session
 from .base import Artifact, Backend, ItemError, RunRecord
@@ -102,16 +102,17 @@ class SageMakerBackend(Backend):
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         """One control call under the retry policy; a final ``ClientError`` is raised as it is."""
-        async for attempt in retrying(self.session):
-            with attempt:
-                try:
-                    return await method(**kwargs)
-                except Exception as exc:
-                    transient = as_transport_error(exc)
-                    if transient is None:
-                        raise
-                    raise transient from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def once() -> Any:
+            try:
+                return await method(**kwargs)
+            except Exception as exc:
+                transient = as_transport_error(exc)
+                if transient is None:
+                    raise
+                raise transient from exc
+
+        return await retry_call(self.session, once)
 
     async def open_run(self, record: RunRecord) -> RunRecord:
         try:
@@ -226,6 +227,178 @@ class SageMakerBackend(Backend):
                 raise TransportError(f"refused: {error_code(exc)}: {exc}", retryable=False) from exc
             raise
         return [ItemError(int(e["MetricIndex"]), str(e["Code"])) for e in response.get("Errors") or ()]
+
+    # -- finding runs and experiments again (load_run, list_runs, Experiment) -----------------------
+
+    _JOB_DESCRIBERS = {
+        "training": ("describe_training_job", "TrainingJobName"),
+        "processing": ("describe_processing_job", "ProcessingJobName"),
+        "transform": ("describe_transform_job", "TransformJobName"),
+    }
+
+    async def describe_job(self, kind: str, name: str) -> dict[str, Any]:
+        try:
+            method, argument = self._JOB_DESCRIBERS[kind]
+        except KeyError:
+            raise ValueError(f"kind must be 'training', 'processing' or 'transform'; got {kind!r}") from None
+        try:
+            return dict(await self._call(getattr(self._sagemaker, method), **{argument: name}))
+        except botocore.exceptions.ClientError as exc:
+            if _not_found(exc):
+                raise BackendError(
+                    f"the {kind} job {name!r} was not found in region {self._sagemaker.meta.region_name}: {exc}. "
+                    "Check the region and that the job's ARN in the environment is right") from exc
+            raise BackendError(f"could not describe the {kind} job {name!r}: {exc}. Check the IAM permission "
+                               f"sagemaker:{method.title().replace('_', '')}") from exc
+        except TransportError as exc:
+            raise BackendError(f"could not describe the {kind} job {name!r}: {exc}") from exc
+
+    async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
+                        created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
+                        sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
+        from .._naming import run_group_name
+
+        after, before = self._aware(created_after), self._aware(created_before)
+        # Runs are the run group's trial components that carry the Run tag: one Search a page, with
+        # parameters and status included, instead of a List plus a look-up per trial component.
+        filters: list[dict[str, str]] = [
+            {"Name": "Parents.TrialName", "Operator": "Equals", "Value": run_group_name(experiment_name)},
+            {"Name": f"Tags.{RUN_TAG['Key']}", "Operator": "Equals", "Value": RUN_TAG["Value"]},
+        ]
+        # The API compares timestamps given as text without a zone: widen by a day, filter exactly below.
+        if after is not None:
+            filters.append({"Name": "CreationTime", "Operator": "GreaterThanOrEqualTo",
+                            "Value": self._search_time(after - datetime.timedelta(days=1))})
+        if before is not None:
+            filters.append({"Name": "CreationTime", "Operator": "LessThanOrEqualTo",
+                            "Value": self._search_time(before + datetime.timedelta(days=1))})
+        kwargs: dict[str, Any] = {
+            "Resource": "ExperimentTrialComponent", "SearchExpression": {"Filters": filters},
+            "SortBy": "TrialComponentName" if sort_by == "Name" else "CreationTime", "SortOrder": sort_order,
+        }
+        found: list[tuple[datetime.datetime, str, RunRecord]] = []
+        token = None
+        try:
+            while True:
+                page = await self._call(self._sagemaker.search, **kwargs, MaxResults=100,
+                                        **({"NextToken": token} if token else {}))
+                for result in page.get("Results") or ():
+                    listed = self._listed_run(result.get("TrialComponent") or {}, experiment_name)
+                    if listed is not None and (after is None or listed[0] > after) and (
+                            before is None or listed[0] < before):
+                        found.append(listed)
+                token = page.get("NextToken")
+                # The API sorts across pages, so the first max_results found are the ones wanted.
+                if not token or (max_results is not None and len(found) >= max_results):
+                    break
+        except (botocore.exceptions.ClientError, TransportError) as exc:
+            raise BackendError(f"could not list the runs of experiment {experiment_name!r}: {exc}. Check the "
+                               "IAM permission sagemaker:Search") from exc
+        # Sorted again here: not every implementation of Search sorts (moto ignores SortBy).
+        by_name = sort_by == "Name"
+        found.sort(key=lambda item: item[1] if by_name else item[0], reverse=sort_order == "Descending")
+        records = [record for _, _, record in found]
+        return records if max_results is None else records[:max_results]
+
+    def _listed_run(self, component: dict[str, Any],
+                    experiment_name: str) -> tuple[datetime.datetime, str, RunRecord] | None:
+        from .._naming import run_group_name
+
+        name = str(component.get("TrialComponentName", ""))
+        prefix = f"{experiment_name}-"
+        if not name.startswith(prefix) or len(name) == len(prefix):
+            logger.debug("sagerun: %s is in run group of %s but not named as its runs; not listed", name,
+                         experiment_name)
+            return None
+        record = RunRecord(experiment_name=experiment_name, run_name=name[len(prefix):],
+                           trial_name=run_group_name(experiment_name), trial_component_name=name)
+        status = component.get("Status") or {}
+        record.status, record.status_message = status.get("PrimaryStatus"), status.get("Message")
+        end = component.get("EndTime")
+        record.end_time = end if isinstance(end, datetime.datetime) else None
+        _merge_described(record, component)
+        created = self._aware(component.get("CreationTime")) or datetime.datetime.min.replace(
+            tzinfo=datetime.timezone.utc)
+        return created, name, record
+
+    @staticmethod
+    def _aware(moment: Any) -> datetime.datetime | None:
+        """``moment`` with a time zone; a naive datetime is local time, as botocore takes it."""
+        if not isinstance(moment, datetime.datetime):
+            return None
+        return moment if moment.tzinfo is not None else moment.astimezone()
+
+    @staticmethod
+    def _search_time(moment: datetime.datetime) -> str:
+        return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+    async def describe_experiment(self, experiment_name: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self._call(self._sagemaker.describe_experiment, ExperimentName=experiment_name))
+        except botocore.exceptions.ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise BackendError(f"could not describe experiment {experiment_name!r}: {exc}") from exc
+        except TransportError as exc:
+            raise BackendError(f"could not describe experiment {experiment_name!r}: {exc}") from exc
+
+    async def create_experiment(self, experiment_name: str, display_name: str | None = None,
+                                description: str | None = None,
+                                tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"ExperimentName": experiment_name}
+        if display_name:
+            kwargs["DisplayName"] = display_name
+        if description:
+            kwargs["Description"] = description
+        try:
+            created = await self._call(self._sagemaker.create_experiment, **kwargs)
+            if tags:
+                # Tags given to create are dropped by some implementations (moto); AddTags is kept by all.
+                await self._call(self._sagemaker.add_tags, ResourceArn=created["ExperimentArn"], Tags=tags)
+        except botocore.exceptions.ClientError as exc:
+            if _already_exists(exc):
+                raise BackendError(f"experiment {experiment_name!r} exists already: load it with "
+                                   f"Experiment.load({experiment_name!r})") from exc
+            raise BackendError(f"could not create experiment {experiment_name!r}: {exc}. Check the IAM "
+                               "permission sagemaker:CreateExperiment") from exc
+        except TransportError as exc:
+            raise BackendError(f"could not create experiment {experiment_name!r}: {exc}") from exc
+        return await self.describe_experiment(experiment_name) or {
+            "ExperimentName": experiment_name, "ExperimentArn": created.get("ExperimentArn")}
+
+    async def delete_experiment(self, experiment_name: str) -> None:
+        sm = self._sagemaker
+        try:
+            for trial in await self._all(sm.list_trials, "TrialSummaries", ExperimentName=experiment_name):
+                trial_name = trial["TrialName"]
+                components = await self._all(sm.list_trial_components, "TrialComponentSummaries",
+                                             TrialName=trial_name)
+                for component in components:
+                    name = component["TrialComponentName"]
+                    # A trial component in another trial too cannot be deleted before it leaves it.
+                    for parent in await self._all(sm.list_trials, "TrialSummaries", TrialComponentName=name):
+                        await self._call(sm.disassociate_trial_component, TrialComponentName=name,
+                                         TrialName=parent["TrialName"])
+                    await self._call(sm.delete_trial_component, TrialComponentName=name)
+                await self._call(sm.delete_trial, TrialName=trial_name)
+            await self._call(sm.delete_experiment, ExperimentName=experiment_name)
+        except (botocore.exceptions.ClientError, TransportError) as exc:
+            raise BackendError(
+                f"could not delete experiment {experiment_name!r} with its run groups and runs: {exc}. What was "
+                "deleted stays deleted; call delete_all again to finish. IAM permissions used: sagemaker:"
+                "ListTrials, ListTrialComponents, DisassociateTrialComponent, DeleteTrialComponent, "
+                "DeleteTrial, DeleteExperiment") from exc
+
+    async def _all(self, method: Callable[..., Awaitable[Any]], key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item under ``key`` of a paginated List call."""
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = await self._call(method, **kwargs, **({"NextToken": token} if token else {}))
+            items.extend(page.get(key) or ())
+            token = page.get("NextToken")
+            if not token:
+                return items
 
 
 def _already_exists(exc: botocore.exceptions.ClientError) -> bool:

@@ -1,0 +1,63 @@
+"""AWS Signature Version 4 for one fixed request shape: a JSON body PUT to a path with no query.
+
+botocore's ``SigV4Auth`` handles every request AWS has and costs about 210 µs a signature here,
+over a third of the CPU of a whole BatchPutMetrics request. For this one shape the algorithm is
+a few hashes; tests/test_sigv4.py proves it yields the very header botocore computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+_ALGORITHM = "AWS4-HMAC-SHA256"
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class JsonPutSigner:
+    """Signs ``PUT https://<host><path>`` with a JSON body, for ``service`` in ``region``."""
+
+    def __init__(self, host: str, path: str, service: str, region: str) -> None:
+        self._host = host
+        self._path = path
+        self._service = service
+        self._region = region
+        self._key_for: tuple[str, str] | None = None
+        self._key = b""
+
+    def _signing_key(self, secret: str, day: str) -> bytes:
+        if self._key_for != (secret, day):
+            key = _hmac(f"AWS4{secret}".encode(), day)
+            for part in (self._region, self._service, "aws4_request"):
+                key = _hmac(key, part)
+            self._key_for, self._key = (secret, day), key
+        return self._key
+
+    def headers(self, body: bytes, credentials: Any, now: float | None = None) -> dict[str, str]:
+        """The headers to send: Content-Type, Host, X-Amz-Date, the token if any, Authorization.
+
+        ``credentials`` has ``access_key``, ``secret_key`` and ``token`` (botocore's frozen ones).
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        day = stamp[:8]
+        headers = {"content-type": "application/json", "host": self._host, "x-amz-date": stamp}
+        if credentials.token:
+            headers["x-amz-security-token"] = credentials.token
+        names = ";".join(headers)  # already in sorted order
+        canonical = "\n".join((
+            "PUT", self._path, "", *(f"{k}:{v}" for k, v in headers.items()), "", names,
+            hashlib.sha256(body).hexdigest(),
+        ))
+        scope = f"{day}/{self._region}/{self._service}/aws4_request"
+        to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        signature = hmac.new(self._signing_key(credentials.secret_key, day), to_sign.encode(),
+                             hashlib.sha256).hexdigest()
+        headers["authorization"] = (
+            f"{_ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={names}, Signature={signature}"
+        )
+        return headers

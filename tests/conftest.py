@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import urllib.request
 from typing import Any, Iterator
 
@@ -28,6 +29,8 @@ for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "
     os.environ.pop(_name, None)
 for _name in [n for n in os.environ if n.startswith("SAGERUN_")]:
     os.environ.pop(_name)
+# The spool and local store of runs that name no store go here, never into the checkout.
+os.environ["SAGERUN_HOME"] = tempfile.mkdtemp(prefix="sagerun-tests-")
 
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402

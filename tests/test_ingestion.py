@@ -253,3 +253,17 @@ async def test_answers_later_than_the_timeout_are_resent_and_counted(session, me
     assert set(got) == set(logged)  # everything arrived ...
     duplicates = sum(got.values()) - sum(logged.values())
     assert 0 < duplicates <= run.ingest_stats.resent_unanswered  # ... and every duplicate is accounted for
+
+
+async def test_undeliverable_points_are_kept_in_the_spool_by_default(session, metrics_fake, tmp_path):
+    from sagerun.store.spool import Spool
+
+    metrics_fake.configure(down=True)
+    spooling = sagerun.Session(**{**session.__dict__, "close_timeout": 0.5, "store": str(tmp_path)})
+    async with sagerun.Run("exp", "spooled", session=spooling) as run:
+        logged = await log_range(run, 40)
+    with Spool(str(tmp_path)) as spool:
+        kept = [(p[0], p[2], p[1]) for batch in spool.pending(1_000) for p in batch.points
+                if batch.trial_component_name == "exp-spooled"]
+    assert Counter(kept) == logged
+    assert run.ingest_stats.failed == 40

@@ -22,6 +22,7 @@ from .._validation import (
     MAX_STATUS_MESSAGE, check_metric_name, check_parameter, check_step, epoch_seconds, metric_value,
 )
 from ..backends.base import Backend, RunRecord
+from ..store.spool import spool_dead_letter
 from ..backends import make_backend
 
 logger = logging.getLogger("sagerun")
@@ -51,7 +52,9 @@ class Run:
         run_display_name: shown for a new run.
         tags: ``[{"Key": ..., "Value": ...}]`` put on a new run.
         session: connection and engine settings; ``Session.from_env()`` when ``None``.
-        dead_letter: called with points that could not be delivered; the default logs them.
+        dead_letter: called with points that could not be delivered for good. The default keeps
+            them in the local store's spool (``session.store_path``), from where ``sagerun sync``
+            delivers them later.
 
     Raises:
         ValueError, TypeError: a name breaks the rules above (the message names the argument).
@@ -80,7 +83,7 @@ class Run:
             tags=list(tags or []),
         )
         self.session = session if session is not None else Session.from_env()
-        self._dead_letter = dead_letter or log_dead_letters
+        self._dead_letter = dead_letter
         self._queue = PointQueue(self.session.queue_capacity, self.session.full_policy)
         self._metric_names: set[str] = set()
         self._nonfinite_warned: set[str] = set()
@@ -136,8 +139,9 @@ class Run:
             await backend.save_run(record)
             self._record, self._backend = record, backend
             stack.push_async_callback(self._save_final)
+            dead_letter = self._dead_letter or (spool_dead_letter(self.session) if backend.remote else log_dead_letters)
             self._batcher = await stack.enter_async_context(
-                Batcher(self._queue, backend, record.trial_component_name, self.session, self._dead_letter)
+                Batcher(self._queue, backend, record.trial_component_name, self.session, dead_letter)
             )
         except BaseException:
             self._closed = True

@@ -55,6 +55,8 @@ class Backend(abc.ABC):
 
     #: the most points one ``put_metrics`` call may carry
     max_batch: int = 10
+    #: points it cannot take are worth keeping in the local spool for a later ``sagerun sync``
+    remote: bool = False
 
     @abc.abstractmethod
     async def open_run(self, record: RunRecord) -> RunRecord:
@@ -92,3 +94,60 @@ class Backend(abc.ABC):
     async def aclose(self) -> None:
         """Release connections."""
 
+
+    # -- finding runs and experiments again (load_run, list_runs, Experiment) -----------------------
+    # Defaults raise, so that a backend without them still imports and runs.
+
+    async def describe_job(self, kind: str, name: str) -> dict[str, object]:
+        """Describe SageMaker job ``name`` of ``kind`` (``"training"``, ``"processing"`` or
+        ``"transform"``) as DescribeTrainingJob and its siblings answer, ``ExperimentConfig`` included.
+
+        Raises:
+            BackendError: the job was not found or could not be described.
+            NotImplementedError: this backend knows no SageMaker jobs.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot describe SageMaker jobs")
+
+    async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
+                        created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
+                        sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
+        """The runs of an experiment (trial components created by a Run, in its run group), sorted by
+        ``sort_by`` (``"CreationTime"`` or ``"Name"``) in ``sort_order`` (``"Ascending"`` or
+        ``"Descending"``), created strictly between the bounds given, at most ``max_results``.
+
+        Raises:
+            BackendError: the runs could not be listed.
+            NotImplementedError: this backend cannot list runs.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list runs")
+
+    async def describe_experiment(self, experiment_name: str) -> dict[str, object] | None:
+        """The experiment as DescribeExperiment answers (``ExperimentName``, ``ExperimentArn``,
+        ``DisplayName``, ``Description``, ``CreationTime``, ``LastModifiedTime``), ``None`` if missing.
+
+        Raises:
+            BackendError: the experiment could not be described.
+            NotImplementedError: this backend cannot describe experiments.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot describe experiments")
+
+    async def create_experiment(self, experiment_name: str, display_name: str | None = None,
+                                description: str | None = None,
+                                tags: list[dict[str, str]] | None = None) -> dict[str, object]:
+        """Create an experiment; return it as ``describe_experiment`` does.
+
+        Raises:
+            BackendError: it exists already, or could not be created.
+            NotImplementedError: this backend cannot create experiments on their own.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot create experiments on their own")
+
+    async def delete_experiment(self, experiment_name: str) -> None:
+        """Delete an experiment with every trial (run group) in it and every trial component (run)
+        in those, disassociating each from any other trial first.
+
+        Raises:
+            BackendError: something could not be deleted (what was deleted before stays deleted).
+            NotImplementedError: this backend cannot delete experiments.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot delete experiments")

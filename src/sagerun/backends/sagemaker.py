@@ -59,6 +59,7 @@ class SageMakerBackend(Backend):
     """Runs as trial components of SageMaker Experiments; metrics through BatchPutMetrics."""
 
     max_batch = 10
+    remote = True
 
     def __init__(self, session: Session) -> None:
         self.session = session

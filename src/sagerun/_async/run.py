@@ -230,9 +230,11 @@ class Run:
     @property
     def ingest_stats(self) -> IngestStats:
         """Points enqueued, delivered, failed, dropped, rejected; queue depth and lag, right now."""
-        if self._batcher is None:
-            queued = len(self._queue)
-            return IngestStats(queued, 0, 0, self._queue.dropped, self._queue.rejected, 0, 0, queued, 0, 0.0, 0)
+        if self._batcher is None:  # not entered yet: points wait in the queue
+            queue = self._queue
+            return IngestStats(enqueued=len(queue), delivered=0, failed=0, dropped=queue.dropped,
+                               rejected=queue.rejected, retried=0, resent_unanswered=0, queued=len(queue),
+                               in_flight=0, lag=0.0, in_flight_limit=0)
         return self._batcher.stats()
 
     def _point(self, name: str, value: object, step: object, timestamp: object) -> Point | None:

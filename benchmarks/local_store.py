@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ import anyio
 import numpy as np
 
 import sagerun
+from sagerun.store import opened
+from sagerun.store.queries import find_run
 
 SCENARIOS = {
     "log_metric loop": "one call per point, 4 metrics in turn",
@@ -58,8 +59,8 @@ async def _scenario(name: str, points: int, store: str) -> float:
 def _child(name: str, points: int) -> None:
     with tempfile.TemporaryDirectory() as store:
         seconds = anyio.run(_scenario, name, points, store)
-        with sqlite3.connect(f"{store}/sagerun.db") as conn:
-            stored = conn.execute("SELECT coalesce(sum(count), 0) FROM metrics").fetchone()[0]
+        with opened(store) as conn:
+            stored = find_run(conn, "bench/one-million").points
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     print(json.dumps({"scenario": name, "points": stored, "seconds": seconds, "peak_rss_mb": peak_mb}))
 

@@ -7,7 +7,6 @@ connection's calls one at a time (SQLite has one writer anyway) and in the order
 from __future__ import annotations
 
 import functools
-import logging
 import sqlite3
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -21,7 +20,6 @@ from ..store import db, records
 from ..store.metrics import MetricWriter
 from .base import Backend, ItemError, RunRecord
 
-logger = logging.getLogger("sagerun")
 T = TypeVar("T")
 
 

@@ -136,13 +136,22 @@ def connect(store_path: str, *, create: bool = True) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -32000")  # 32 MB: the index pages of a busy run stay hot
         conn.execute("PRAGMA temp_store = MEMORY")
         _migrate(conn, path)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+@contextlib.contextmanager
+def opened(store_path: str, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+    """``connect`` for the length of a ``with`` block, closed after it; raises as ``connect`` does."""
+    conn = connect(store_path, create=create)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def _create_file(store_path: str, path: str) -> None:

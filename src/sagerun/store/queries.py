@@ -58,8 +58,8 @@ class RunInfo:
         return {
             "experiment": self.experiment, "run": self.name, "trial_component_name": self.trial_component_name,
             "display_name": self.display_name, "status": self.status, "status_message": self.status_message,
-            "start_time": iso(self.start_time), "end_time": iso(self.end_time), "metrics": self.metrics,
-            "points": self.points,
+            "start_time": iso(self.start_time), "end_time": iso(self.end_time), "metric_count": self.metrics,
+            "point_count": self.points,
         }
 
 

@@ -34,9 +34,11 @@ class SpoolBatch(NamedTuple):
 class Spool:
     """The spool of the local store in ``store_path``; every method is thread-safe and blocking.
 
-    Opening creates the store if there is none. Use as a context manager, or call ``close``.
+    Opening creates the store if there is none, unless ``create`` is false. Use as a context
+    manager, or call ``close``.
 
     Raises:
+        NoStoreError: ``create`` is false and there is no store in ``store_path``.
         sqlite3.Error, OSError: the store cannot be opened or created.
     """
 

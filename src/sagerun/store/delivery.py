@@ -11,21 +11,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import anyio
 import anyio.to_thread
+import botocore.exceptions
 
 from .._exceptions import SagerunError, TransportError
 from .._ingest.batcher import RETRYABLE_ITEM_CODES
 from .._ingest.points import Point
-from .._ingest.retry import retrying
+from .._ingest.retry import retry_call
 from .._session import Session
 from ..backends.base import Backend
 from . import records
-from .db import connect, transaction
-from .metrics import NO_STEP
-from .queries import RunInfo, read_metrics
+from .db import opened, transaction
+from .queries import RunInfo, find_run, list_runs, read_metrics
 from .spool import Spool
 
 logger = logging.getLogger("sagerun")
@@ -37,7 +37,7 @@ Progress = Callable[[int], None]
 
 
 class SyncError(SagerunError):
-    """Delivery stopped: the endpoint could not be reached or refused whole requests."""
+    """SageMaker could not be reached at all (no region or endpoint could be resolved, for instance)."""
 
 
 @dataclasses.dataclass
@@ -58,6 +58,59 @@ class SyncReport:
         return dataclasses.asdict(self)
 
 
+class SyncProgress(Protocol):
+    """What ``sync_store`` tells of its progress: the points to deliver, then each settled lot."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, settled: int) -> None: ...
+
+
+async def sync_store(session: Session, *, runs: Sequence[str] = (), all_local: bool = False,
+                     retry_refused: bool = False, concurrency: int = 8,
+                     progress: SyncProgress | None = None) -> SyncReport:
+    """Deliver the spool of ``session.store_path`` to SageMaker; first push the local runs named in
+    ``runs`` (``experiment/run`` or a run name), or every local run with ``all_local``, and make the
+    points set aside pending again with ``retry_refused``.
+
+    Returns the report; its ``error`` says why delivery stopped early, if it did.
+
+    Raises:
+        NoStoreError: there is no local store.
+        RunNotFoundError, AmbiguousRunError: a name in ``runs`` does not name exactly one local run.
+        SyncError: SageMaker could not be reached (no region, no credentials).
+        BackendError: a local run could not be created or saved in SageMaker.
+    """
+    from ..backends.sagemaker import SageMakerBackend  # aioboto3 is only imported when syncing
+
+    store_path = session.store_path
+    with Spool(store_path, create=False) as spool:
+        local = await anyio.to_thread.run_sync(_local_runs, store_path, list(runs), all_local)
+        if retry_refused:
+            await anyio.to_thread.run_sync(spool.release_refused)
+        if not local and not await anyio.to_thread.run_sync(spool.count):
+            # Nothing to send: no need for credentials or a connection to say so.
+            return SyncReport(set_aside=await anyio.to_thread.run_sync(spool.refused))
+        try:
+            async with SageMakerBackend(session) as backend:
+                pushed = {run.ref: await push_run(backend, store_path, run) for run in local}
+                if progress is not None:
+                    progress.start(await anyio.to_thread.run_sync(spool.count))
+                report = await deliver(backend, spool, session, concurrency=concurrency,
+                                       progress=progress.advance if progress is not None else None)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise SyncError(f"could not reach SageMaker: {exc}") from exc
+    report.pushed = pushed
+    return report
+
+
+def _local_runs(store_path: str, refs: list[str], all_local: bool) -> list[RunInfo]:
+    with opened(store_path) as conn:
+        if all_local:
+            return list_runs(conn)
+        return list({run.id: run for run in (find_run(conn, ref) for ref in refs)}.values())
+
+
 async def push_run(backend: Backend, store_path: str, run: RunInfo) -> int:
     """Create (or update) local run ``run`` in SageMaker through ``backend``, then put its points not
     pushed before into the spool for ``deliver``; return how many.
@@ -69,43 +122,33 @@ async def push_run(backend: Backend, store_path: str, run: RunInfo) -> int:
         sqlite3.Error: the local store could not be read or written.
     """
     record = await anyio.to_thread.run_sync(_load_record, store_path, run.id)
-    local_parameters = dict(record.parameters)
-    record = await backend.open_run(record)
-    record.parameters.update(local_parameters)
+    record = await backend.open_run(record)  # what SageMaker has fills in; the local run's own win
     await backend.save_run(record)
     return await anyio.to_thread.run_sync(_spool_run, store_path, run.id, run.trial_component_name)
 
 
 def _load_record(store_path: str, run_id: int) -> records.RunRecord:
-    conn = connect(store_path, create=False)
-    try:
+    with opened(store_path) as conn:
         return records.load_run(conn, run_id)
-    finally:
-        conn.close()
 
 
 def _spool_run(store_path: str, run_id: int, trial_component_name: str) -> int:
-    conn = connect(store_path, create=False)
-    try:
-        with transaction(conn):
-            through = conn.execute("SELECT pushed_through FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-            last = conn.execute("SELECT coalesce(max(m.id), 0) FROM metrics m JOIN series s ON s.id = m.series_id "
-                                "WHERE s.run_id = ?", (run_id,)).fetchone()[0]
-            if last <= through:
-                return 0
-            count, now = 0, time.time()
-            for series in read_metrics(conn, run_id, after=through, through=last):
-                conn.executemany(
-                    "INSERT INTO spool (trial_component_name, name, value, step, timestamp, reason, added_time) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    ((trial_component_name, series.name, value, None if step == NO_STEP else step, timestamp,
-                      _PUSH_REASON, now) for step, timestamp, value in
-                     zip(series.steps.tolist(), series.timestamps.tolist(), series.values.tolist())))
-                count += len(series.values)
-            conn.execute("UPDATE runs SET pushed_through = ? WHERE id = ?", (last, run_id))
-            return count
-    finally:
-        conn.close()
+    with opened(store_path) as conn, transaction(conn):
+        through = conn.execute("SELECT pushed_through FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+        last = conn.execute("SELECT coalesce(max(m.id), 0) FROM metrics m JOIN series s ON s.id = m.series_id "
+                            "WHERE s.run_id = ?", (run_id,)).fetchone()[0]
+        if last <= through:
+            return 0
+        count, now = 0, time.time()
+        for series in read_metrics(conn, run_id, after=through, through=last):
+            conn.executemany(
+                "INSERT INTO spool (trial_component_name, name, value, step, timestamp, reason, added_time) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((trial_component_name, name, value, step, timestamp, _PUSH_REASON, now)
+                 for name, value, step, timestamp in series.points()))
+            count += len(series.values)
+        conn.execute("UPDATE runs SET pushed_through = ? WHERE id = ?", (last, run_id))
+        return count
 
 
 async def deliver(backend: Backend, spool: Spool, session: Session, *, concurrency: int = 8,
@@ -153,16 +196,19 @@ class _Delivery:
 
     async def _send(self, senders: anyio.abc.TaskGroup, trial_component_name: str, ids: list[int],
                     points: list[Point]) -> None:
-        async with self.limiter:
-            left = (ids, points)
+        left = (ids, points)
+
+        async def attempt() -> None:
+            nonlocal left
             try:
-                async for attempt in retrying(self.session):
-                    with attempt:
-                        try:
-                            await self._attempt(trial_component_name, *left)
-                        except _Again as again:
-                            left = (again.ids, again.points)
-                            raise
+                await self._attempt(trial_component_name, *left)
+            except _Again as again:
+                left = (again.ids, again.points)
+                raise
+
+        async with self.limiter:
+            try:
+                await retry_call(self.session, attempt)
             except Exception as exc:  # retries exhausted, refused as a whole, or no credentials: stop
                 if self.report.error is None:
                     self.report.error = f"{trial_component_name}: {exc}"
@@ -176,7 +222,7 @@ class _Delivery:
                 errors = await self.backend.put_metrics(trial_component_name, points)
         except TimeoutError:
             raise TransportError(f"no answer within request_timeout={self.session.request_timeout}s",
-                                 retryable=True) from None
+                                 retryable=True, unanswered=True) from None
         codes = {e.index: e.code for e in errors}
         await anyio.to_thread.run_sync(self.spool.remove, [i for n, i in enumerate(ids) if n not in codes])
         refused: dict[str, list[int]] = {}
@@ -186,8 +232,8 @@ class _Delivery:
         for code, refused_ids in refused.items():
             await anyio.to_thread.run_sync(self.spool.mark_refused, refused_ids, code)
             self.report.refused[code] = self.report.refused.get(code, 0) + len(refused_ids)
-            logger.warning("sagerun: %d points of %s refused by SageMaker (%s), set aside in the spool",
-                           len(refused_ids), trial_component_name, code)
+            logger.info("sagerun: %d points of %s refused by SageMaker (%s), set aside in the spool",
+                        len(refused_ids), trial_component_name, code)
         again = sorted(n for n, code in codes.items() if code in RETRYABLE_ITEM_CODES)
         settled = len(ids) - len(again)
         self.report.delivered += len(ids) - len(codes)

@@ -1,0 +1,5 @@
+"""``python -m sagerun``: the ``sagerun`` command."""
+
+from .cli import main
+
+main()

@@ -54,7 +54,8 @@ class Batcher:
         self.trial_component_name = trial_component_name
         self.session = session
         self.dead_letter = dead_letter
-        self.limiter = AdaptiveLimiter(session.initial_in_flight, session.min_in_flight, session.max_in_flight)
+        cap = min(session.max_in_flight, backend.max_in_flight or session.max_in_flight)
+        self.limiter = AdaptiveLimiter(min(session.initial_in_flight, cap), min(session.min_in_flight, cap), cap)
         self.delivered = 0
         self.failed = 0
         self.retried = 0

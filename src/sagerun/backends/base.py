@@ -55,6 +55,8 @@ class Backend(abc.ABC):
 
     #: the most points one ``put_metrics`` call may carry
     max_batch: int = 10
+    #: the most requests worth having in flight at once (``None``: the session's bounds decide)
+    max_in_flight: int | None = None
     #: points it cannot take are worth keeping in the local spool for a later ``sagerun sync``
     remote: bool = False
 

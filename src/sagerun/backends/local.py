@@ -29,6 +29,7 @@ class LocalBackend(Backend):
     # No API limit here. Big batches mean few hand-offs to the writer thread, each of which may wait
     # for the GIL while the training loop runs; 20,000 points are ~2 MB of tuples.
     max_batch = 20_000
+    max_in_flight = 1  # one SQLite writer: more batches in flight would only queue for the lock
 
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -21,6 +21,7 @@ from .._session import Session
 from .._validation import (
     MAX_STATUS_MESSAGE, check_metric_name, check_parameter, check_step, epoch_seconds, metric_value,
 )
+from .._artifacts.state import RunArtifacts, RunParts
 from ..backends.base import Backend, RunRecord
 from ..store.spool import spool_dead_letter
 from ..backends import make_backend
@@ -55,6 +56,10 @@ class Run:
         dead_letter: called with points that could not be delivered for good. The default keeps
             them in the local store's spool (``session.store_path``), from where ``sagerun sync``
             delivers them later.
+        artifact_bucket: the S3 bucket of files, charts and tables logged to SageMaker; the
+            SageMaker default bucket ``sagemaker-<region>-<account id>`` when ``None``.
+        artifact_prefix: the S3 key prefix they go under (``trial-component-artifacts`` when ``None``),
+            followed by the trial component's name and the file's name.
 
     Raises:
         ValueError, TypeError: a name breaks the rules above (the message names the argument).
@@ -70,6 +75,8 @@ class Run:
         *,
         session: Session | None = None,
         dead_letter: DeadLetter | None = None,
+        artifact_bucket: str | None = None,
+        artifact_prefix: str | None = None,
     ) -> None:
         experiment = check_name("experiment_name", experiment_name)
         run = generate_run_name() if run_name is None else check_name("run_name", run_name)
@@ -92,6 +99,7 @@ class Run:
         self._stack: contextlib.AsyncExitStack | None = None
         self._context_token: contextvars.Token[Run | None] | None = None
         self._closed = False
+        self._artifacts = RunArtifacts(artifact_bucket, artifact_prefix)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -322,6 +330,120 @@ class Run:
         """
         for block in self._blocks(metrics, step, timestamp):
             await self._queue.put_block_async(block)
+
+    # -- artifacts --------------------------------------------------------------------------------
+    # Files, charts and tables: stored in S3 (SageMaker) or under the local store, and recorded as the
+    # run's input or output artifacts, which are saved with the run on flush() and on exit. Each
+    # upload is awaited I/O on the event loop (blocking work in worker threads): logged metrics keep
+    # flowing while it runs.
+
+    def _artifact_parts(self, call: str) -> RunParts:
+        if self._backend is None or self._stack is None or self._closed:
+            raise RuntimeError(f"{self!r} is not open: {call}() works inside 'async with run'")
+        return RunParts(self._record, self._backend, self.session, self._stack)
+
+    def log_artifact(self, name: str, value: str, media_type: str | None = None, is_output: bool = True) -> None:
+        """Record ``value`` (an S3 URI, a path, any text) as an output artifact of the run, or an input
+        with ``is_output=False``; a later value of the same name replaces it. No I/O happens here: it
+        is saved with the run on ``flush()`` and on exit.
+
+        Raises:
+            TypeError, ValueError: a bad name (1 to 128 characters), value (at most 2048) or media type
+                (``type/subtype``), or the run already has 30 artifacts of that direction.
+            RuntimeError: the run is closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed: log inside 'async with run', or open the run again")
+        self._artifacts.log_artifact(self._record, name, value, media_type, is_output)
+
+    async def log_file(self, file_path: str, name: str | None = None, media_type: str | None = None,
+                       is_output: bool = True) -> str:
+        """Upload a file and record it as an output artifact (an input with ``is_output=False``);
+        return the URI recorded.
+
+        To SageMaker it goes to ``s3://<bucket>/<prefix>/<trial component>/<file name>``; with the
+        local store it is copied to ``<store>/artifacts/<trial component>/`` and recorded as a
+        ``file://`` URI. ``name`` defaults to the file's name, ``media_type`` to the type its
+        extension suggests. Large files are uploaded in parts, a few at a time.
+
+        Raises:
+            ValueError: the file does not exist, is not a regular file or cannot be read, a bad name
+                or media type, or the run already has 30 artifacts of that direction; all before
+                anything is uploaded.
+            RuntimeError: the run is not open.
+            BackendError: the upload failed (the message names the bucket and key).
+        """
+        return await self._artifacts.log_file(self._artifact_parts("log_file"), file_path, name, media_type,
+                                              is_output)
+
+    async def log_confusion_matrix(self, y_true: Any, y_pred: Any, title: str | None = None,
+                                   is_output: bool = True) -> str:
+        """Compute the confusion matrix of ``y_pred`` against ``y_true`` with scikit-learn, store it as
+        the ``ConfusionMatrix`` JSON document SageMaker Studio renders, and record it as an artifact
+        named ``title`` (generated when ``None``); return its URI. In SageMaker it is also linked to
+        the run as a lineage artifact when the API allows.
+
+        Raises:
+            ValueError: ``y_true`` and ``y_pred`` differ in length or are empty, or a bad title, or no
+                artifact slot is left.
+            RuntimeError: the run is not open.
+            BackendError: the document could not be stored.
+        """
+        from .._artifacts import charts
+
+        return await self._artifacts.log_chart(self._artifact_parts("log_confusion_matrix"),
+                                               charts.CONFUSION_MATRIX, title, is_output,
+                                               lambda: charts.confusion_matrix_document(y_true, y_pred, title))
+
+    async def log_roc_curve(self, y_true: Any, y_score: Any, title: str | None = None, is_output: bool = True) -> str:
+        """Compute the ROC curve (and its area) of binary ``y_true`` against ``y_score`` with
+        scikit-learn, and store and record it as a ``ROCCurve`` document like
+        ``log_confusion_matrix``; return its URI.
+
+        Raises:
+            ValueError: ``y_true`` and ``y_score`` differ in length or are empty, or scikit-learn
+                refuses them (labels that are not binary), or a bad title, or no slot is left.
+            RuntimeError: the run is not open.
+            BackendError: the document could not be stored.
+        """
+        from .._artifacts import charts
+
+        return await self._artifacts.log_chart(self._artifact_parts("log_roc_curve"), charts.ROC_CURVE, title,
+                                               is_output, lambda: charts.roc_curve_document(y_true, y_score, title))
+
+    async def log_precision_recall(self, y_true: Any, predicted_probabilities: Any, positive_label: Any = None,
+                                   title: str | None = None, is_output: bool = True,
+                                   no_skill: float | None = None) -> str:
+        """Compute the precision-recall curve and average precision of ``y_true`` against the
+        probabilities of the positive class (``positive_label`` when labels are not 0/1) with
+        scikit-learn, and store and record it as a ``PrecisionRecallCurve`` document like
+        ``log_confusion_matrix``; ``no_skill`` is a reference precision drawn with it. Return its URI.
+
+        Raises:
+            ValueError: ``y_true`` and ``predicted_probabilities`` differ in length or are empty, or
+                scikit-learn refuses them, or a bad title, or no slot is left.
+            RuntimeError: the run is not open.
+            BackendError: the document could not be stored.
+        """
+        from .._artifacts import charts
+
+        return await self._artifacts.log_chart(
+            self._artifact_parts("log_precision_recall"), charts.PRECISION_RECALL_CURVE, title, is_output,
+            lambda: charts.precision_recall_document(y_true, predicted_probabilities, positive_label, title, no_skill))
+
+    async def log_table(self, name: str, data: Any) -> str:
+        """Store ``data`` (a pandas DataFrame, a dict of equal-length columns, or a list of row dicts)
+        as a JSON table document and record it as an output artifact named ``name``; return its URI.
+        Tables are stored whole; ``sagerun table RUN NAME`` previews the first rows without reading
+        the rest.
+
+        Raises:
+            TypeError, ValueError: ``data`` is none of those, its columns differ in length, a bad name,
+                or no slot is left.
+            RuntimeError: the run is not open.
+            BackendError: the document could not be stored.
+        """
+        return await self._artifacts.log_table(self._artifact_parts("log_table"), name, data)
 
 
 def _display(written: str, name: str) -> str | None:

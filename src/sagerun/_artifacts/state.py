@@ -1,0 +1,167 @@
+"""What a run keeps for logging artifacts, and the steps of each artifact call.
+
+The async ``Run`` holds one ``RunArtifacts`` and hands it, per call, what it has at that moment
+(``RunParts``: its record, entered backend, session and exit stack). Storage and AWS clients are
+made on first use: a run that logs no file costs nothing here. Every step that blocks runs in a
+worker thread, and every request is awaited I/O on the event loop, so that the metric queue and its
+background delivery never wait for an upload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any, Callable, NamedTuple
+
+import anyio
+import anyio.to_thread
+
+from .._session import Session
+from ..backends.base import Artifact, Backend, RunRecord
+from . import charts, tables
+from .limits import ArtifactSlots, check_artifact, guess_media_type
+from .storage import LocalStorage, Storage, file_name, readable_file
+
+logger = logging.getLogger("sagerun")
+
+
+class RunParts(NamedTuple):
+    """What an open run lends to an artifact call."""
+
+    record: RunRecord
+    backend: Backend
+    session: Session
+    stack: contextlib.AsyncExitStack
+
+
+class RunArtifacts:
+    """Artifact logging of one run: where its files go, its slots, its lineage.
+
+    Raises:
+        TypeError, ValueError: ``bucket`` or ``prefix`` is not a str (or ``None``), or the bucket name
+            holds a ``/`` or ``s3://``.
+    """
+
+    def __init__(self, bucket: str | None = None, prefix: str | None = None) -> None:
+        for argument, value in (("artifact_bucket", bucket), ("artifact_prefix", prefix)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{argument} must be a str or None; got {type(value).__name__}")
+        if bucket is not None and (not bucket or "/" in bucket):
+            raise ValueError(f"artifact_bucket must be a bucket name, without s3:// or a key; got {bucket!r}")
+        self.bucket = bucket
+        self.prefix = prefix
+        self.slots = ArtifactSlots()
+        self._storage: Storage | None = None
+        self._clients: Any = None
+        self._lineage: Any = None
+        self._lock = anyio.Lock()
+
+    def log_artifact(self, record: RunRecord, name: str, value: str, media_type: str | None, is_output: bool) -> None:
+        """Record a value (a URI, a path, text) as an artifact; no I/O.
+
+        Raises:
+            TypeError, ValueError: a bad name, value or media type, or the run's 30 artifacts of that
+                direction are taken.
+        """
+        check_artifact(name, value, media_type)
+        self.slots.check(record, name, is_output)
+        self.slots.put(record, name, Artifact(value, media_type), is_output)
+
+    async def log_file(self, parts: RunParts, file_path: Any, name: str | None, media_type: str | None,
+                       is_output: bool) -> str:
+        """Store the file and record its URI; return the URI.
+
+        Raises:
+            TypeError, ValueError: the file is missing or unreadable, a bad name or media type, or no
+                slot is left (all before anything is uploaded).
+            BackendError: the file could not be stored.
+        """
+        path, _ = readable_file(file_path)
+        base = os.path.basename(path)
+        name = base if name is None else name
+        if media_type is None:
+            media_type = guess_media_type(path)
+        check_artifact(name, "", media_type)
+        with self.slots.reserved(parts.record, name, is_output):
+            storage = await self._storage_for(parts)
+            stored = await storage.put_file(path, file_name(base), media_type)
+            _warn_if_shared(parts.record, name, stored.uri)
+            self.slots.put(parts.record, name, Artifact(stored.uri, media_type), is_output)
+        logger.debug("sagerun: logged file %s as %s", path, stored.uri)
+        return stored.uri
+
+    async def log_document(self, parts: RunParts, name: str, kind: str, render: Callable[[], bytes],
+                           is_output: bool) -> str:
+        """Render a chart or table document in a worker thread, store it as ``<name>.json``, record it
+        and link it in lineage (SageMaker only); return its URI.
+
+        Raises:
+            TypeError, ValueError: a bad name, no slot left, or ``render`` refused the data.
+            BackendError: the document could not be stored.
+        """
+        check_artifact(name, "", charts.MEDIA_TYPE)
+        with self.slots.reserved(parts.record, name, is_output):
+            data = await anyio.to_thread.run_sync(render)
+            storage = await self._storage_for(parts)
+            stored = await storage.put_bytes(data, file_name(name, ".json"), charts.MEDIA_TYPE)
+            self.slots.put(parts.record, name, Artifact(stored.uri, charts.MEDIA_TYPE), is_output)
+        if storage.remote:
+            await self._lineage_for(parts).link(name, kind, stored, is_output=is_output)
+        return stored.uri
+
+    async def log_chart(self, parts: RunParts, kind: str, title: str | None, is_output: bool,
+                        build: Callable[[], dict[str, Any]]) -> str:
+        """``log_document`` of the chart ``build()`` computes, named by its title."""
+        name = charts.chart_name(kind, title)
+        return await self.log_document(parts, name, kind, lambda: charts.dumps(build()), is_output)
+
+    async def log_table(self, parts: RunParts, name: str, data: Any) -> str:
+        """``log_document`` of ``data`` as a table document, an output named ``name``."""
+        if not isinstance(name, str):
+            raise TypeError(f"table name must be a str; got {type(name).__name__}")
+        return await self.log_document(parts, name, tables.TABLE, lambda: tables.table_document(name, data), True)
+
+    # -- made on first use ------------------------------------------------------------------------
+
+    async def _storage_for(self, parts: RunParts) -> Storage:
+        if self._storage is not None:
+            return self._storage
+        async with self._lock:
+            if self._storage is None:
+                name = parts.record.trial_component_name
+                if parts.backend.remote:
+                    from .clients import AwsClients
+                    from .s3 import S3Options, S3Storage
+
+                    options = S3Options.from_session(parts.session)
+                    self._clients = AwsClients(parts.session, max_connections=options.max_concurrency)
+                    # Closed with the run; until then one set of connections serves every upload.
+                    parts.stack.push_async_callback(self._clients.aclose)
+                    self._storage = S3Storage(self._clients, name, bucket=self.bucket, prefix=self.prefix,
+                                              options=options)
+                else:
+                    store = getattr(parts.backend, "store_path", None) or parts.session.store_path
+                    self._storage = LocalStorage(store, name)
+        return self._storage
+
+    def _lineage_for(self, parts: RunParts) -> Any:
+        if self._lineage is None:
+            from .lineage import Lineage
+
+            self._lineage = Lineage(self._clients, parts.record.trial_component_name)
+        return self._lineage
+
+
+def _warn_if_shared(record: RunRecord, name: str, uri: str) -> None:
+    # Files are stored under their own name (the SageMaker SDK's layout), so two files of one name
+    # logged as different artifacts share one object: the first one's content is gone. Say so.
+    for group in (record.output_artifacts, record.input_artifacts):
+        for other, artifact in group.items():
+            if other != name and artifact.value == uri:
+                logger.warning("sagerun: artifact %r replaced the file of artifact %r at %s (files are stored by "
+                               "file name): rename one of the files to keep both", name, other, uri)
+                return
+
+
+__all__ = ["RunArtifacts", "RunParts"]

@@ -38,6 +38,12 @@ class Session:
     boto_session: Any = None
     """An ``aioboto3.Session`` to take credentials and region from; a new one when ``None``."""
 
+    artifact_sse: str | None = None
+    """Server-side encryption of uploaded files: ``"AES256"`` (SSE-S3) or ``"aws:kms"`` (SSE-KMS)."""
+    artifact_kms_key_id: str | None = None
+    """The KMS key for ``artifact_sse="aws:kms"``; the account's default key when ``None``."""
+    artifact_bucket_owner: str | None = None
+    """Account id the artifact bucket must belong to (S3's expected-bucket-owner check)."""
     metrics_client: MetricsClient = "http"
     """How BatchPutMetrics is sent: ``"http"``, a lean orjson + SigV4 + aiohttp path (about three
     times less CPU a request), or ``"botocore"``, the aioboto3 client (whole-second timestamps)."""

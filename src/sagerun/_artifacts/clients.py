@@ -46,6 +46,11 @@ class AwsClients:
                 timeout = self.session.request_timeout
                 if service == "s3":
                     timeout = max(timeout, _S3_MIN_TIMEOUT)
+                # Loading a service's model reads large JSON files: done in a worker thread, so the
+                # event loop (and the metrics drain on it) is not held up by the first upload.
+                loader = self._boto._session.get_component("data_loader")
+                for kind in ("service-2", "endpoint-rule-set-1"):
+                    await anyio.to_thread.run_sync(loader.load_service_model, service, kind)
                 config = botocore.config.Config(
                     retries={"total_max_attempts": 1}, max_pool_connections=max(10, self._max_connections),
                     connect_timeout=self.session.request_timeout, read_timeout=timeout)

@@ -74,9 +74,9 @@ class S3Options:
         Raises:
             ValueError: ``artifact_sse`` is not an encryption S3 knows.
         """
-        return cls(server_side_encryption=getattr(session, "artifact_sse", None) or None,
-                   kms_key_id=getattr(session, "artifact_kms_key_id", None) or None,
-                   expected_bucket_owner=getattr(session, "artifact_bucket_owner", None) or None)
+        return cls(server_side_encryption=session.artifact_sse,
+                   kms_key_id=session.artifact_kms_key_id,
+                   expected_bucket_owner=session.artifact_bucket_owner)
 
 
 class S3Storage:

@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 import botocore.exceptions
 
+from .._artifacts.publish import publish_local_artifacts
 from .._exceptions import SagerunError, TransportError
 from .._ingest.batcher import RETRYABLE_ITEM_CODES
 from .._ingest.points import Point
@@ -93,7 +94,7 @@ async def sync_store(session: Session, *, runs: Sequence[str] = (), all_local: b
             return SyncReport(set_aside=await anyio.to_thread.run_sync(spool.refused))
         try:
             async with SageMakerBackend(session) as backend:
-                pushed = {run.ref: await push_run(backend, store_path, run) for run in local}
+                pushed = {run.ref: await push_run(backend, session, store_path, run) for run in local}
                 if progress is not None:
                     progress.start(await anyio.to_thread.run_sync(spool.count))
                 report = await deliver(backend, spool, session, concurrency=concurrency,
@@ -111,9 +112,9 @@ def _local_runs(store_path: str, refs: list[str], all_local: bool) -> list[RunIn
         return list({run.id: run for run in (find_run(conn, ref) for ref in refs)}.values())
 
 
-async def push_run(backend: Backend, store_path: str, run: RunInfo) -> int:
-    """Create (or update) local run ``run`` in SageMaker through ``backend``, then put its points not
-    pushed before into the spool for ``deliver``; return how many.
+async def push_run(backend: Backend, session: Session, store_path: str, run: RunInfo) -> int:
+    """Create (or update) local run ``run`` in SageMaker through ``backend``, with its files uploaded
+    to S3, then put its points not pushed before into the spool for ``deliver``; return how many.
 
     Each point is spooled once: the run remembers the last block it pushed, in the same transaction.
 
@@ -123,6 +124,7 @@ async def push_run(backend: Backend, store_path: str, run: RunInfo) -> int:
     """
     record = await anyio.to_thread.run_sync(_load_record, store_path, run.id)
     record = await backend.open_run(record)  # what SageMaker has fills in; the local run's own win
+    record = await publish_local_artifacts(session, record, store_path)
     await backend.save_run(record)
     return await anyio.to_thread.run_sync(_spool_run, store_path, run.id, run.trial_component_name)
 

@@ -22,7 +22,9 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from ._artifacts.preview import DEFAULT_ROWS, DEFAULT_SIZE, artifact_kinds, chart_png, table_preview
 from ._exceptions import SagerunError
 from ._session import Session
 from .store import opened, queries
@@ -141,6 +143,8 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
                f"validation accuracy {result.val_accuracy:.3f} ({result.seconds:.1f} s).")
     click.echo(f"Logged run {result.ref} to the local store {path}/sagerun.db")
     click.echo(f"See it with:  {command}")
+    click.echo(f"Draw its confusion matrix:  {command.replace('show', 'chart', 1)} val-confusion --out confusion.png"
+               "  (with pip install 'sagerun[charts]')")
 
 
 @cli.command(short_help="List the runs of the local store.")
@@ -172,8 +176,11 @@ def show(store: str | None, as_json: bool, run: str) -> None:
         info = queries.find_run(conn, run)
         record = load_run(conn, info.id)
         summaries = queries.metric_summaries(conn, info.id)
-    artifacts = {kind: {name: dataclasses.asdict(a) for name, a in group.items()}
-                 for kind, group in (("input", record.input_artifacts), ("output", record.output_artifacts))}
+    artifacts: dict[str, dict[str, dict[str, Any]]] = {}
+    for direction, held in (("input", record.input_artifacts), ("output", record.output_artifacts)):
+        # What each one is (a chart, a table, a file, a value): read from the first line of local documents.
+        kinds = artifact_kinds(_store_path(store), info.trial_component_name, held)
+        artifacts[direction] = {name: {**dataclasses.asdict(a), "kind": kinds[name]} for name, a in held.items()}
     if as_json:
         _echo_json({**info.as_json(), "tags": record.tags, "parameters": record.parameters, "artifacts": artifacts,
                     "metrics": [s.as_json() for s in summaries]})
@@ -193,10 +200,53 @@ def show(store: str | None, as_json: bool, run: str) -> None:
     console.print(metrics if summaries else "no metrics")
     for kind, group in artifacts.items():
         if group:
-            table = _table("Name", "Value", "Media type", title=f"{kind.capitalize()} artifacts")
+            table = _table("Name", "Kind", "Value", "Media type", title=f"{kind.capitalize()} artifacts")
             for name, artifact in group.items():
-                table.add_row(name, artifact["value"], artifact["media_type"] or "-")
+                table.add_row(Text(name), artifact["kind"], Text(artifact["value"]), artifact["media_type"] or "-")
             console.print(table)
+
+
+@cli.command(short_help="The first rows of a table a run logged.")
+@_store_options
+@click.argument("run")
+@click.argument("name")
+@click.option("--rows", "-n", default=DEFAULT_ROWS, show_default=True, type=click.IntRange(0),
+              help="How many rows to show (only those are read, however large the table).")
+def table(store: str | None, as_json: bool, run: str, name: str, rows: int) -> None:
+    """Print the first rows of table NAME that RUN (a run name or EXPERIMENT/RUN) logged with log_table."""
+    found, preview = table_preview(_store_path(store), run, name, rows=rows)
+    if as_json:
+        _echo_json({"run": found.run.ref, "artifact": name, "value": found.artifact.value, "title": preview.title,
+                    "columns": preview.columns, "rows": preview.rows, "row_count": preview.row_count})
+        return
+    console = _console()
+    # A line of its own: as a table title it would wrap to the width of a narrow table.
+    console.print(f"{name} of {found.run.ref}: {len(preview.rows):,} of {preview.row_count:,} rows", markup=False)
+    shown = _table(*preview.column_names)
+    for row in preview.rows:
+        # Text, not markup: a cell reading "[red]" is data.
+        shown.add_row(*(Text(_number(cell)) for cell in row))
+    console.print(shown)
+
+
+@cli.command(short_help="Draw a chart a run logged (confusion matrix, ROC, precision-recall) to a PNG.")
+@_store_options
+@click.argument("run")
+@click.argument("name")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The PNG file to write.")
+@click.option("--width", default=DEFAULT_SIZE[0], show_default=True, type=click.IntRange(100, 10_000),
+              help="Width in pixels.")
+@click.option("--height", default=DEFAULT_SIZE[1], show_default=True, type=click.IntRange(100, 10_000),
+              help="Height in pixels.")
+def chart(store: str | None, as_json: bool, run: str, name: str, out: str, width: int, height: int) -> None:
+    """Draw chart NAME of RUN, logged with log_confusion_matrix, log_roc_curve or log_precision_recall, to a
+    PNG image. Needs matplotlib: pip install 'sagerun[charts]'."""
+    drawn = chart_png(_store_path(store), run, name, out, width=width, height=height)
+    if as_json:
+        _echo_json(drawn)
+        return
+    click.echo(f"drew {drawn['type']} {name!r} of {drawn['run']} to {drawn['out']} ({width}x{height} pixels)")
 
 
 @cli.command(short_help="Parameters and final metric values of runs, side by side.")

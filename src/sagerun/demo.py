@@ -81,6 +81,8 @@ async def train(store: str, *, epochs: int = 30, lr: float = 0.5, batch_size: in
             val_loss, val_accuracy = _evaluate(weights, features[val], labels[val])
             await run.log_metrics({"train:accuracy": train_accuracy, "val:loss": val_loss,
                                    "val:accuracy": val_accuracy}, step=epoch)
+        predicted = _probabilities(weights, features[val]).argmax(axis=1)
+        await run.log_confusion_matrix(labels[val], predicted, title="val-confusion")
     return DemoResult(EXPERIMENT, run.run_name, session.store_path, step, val_accuracy,
                       time.perf_counter() - started)
 

@@ -4,10 +4,12 @@
 without ever making the training loop wait on the network.
 """
 
+from ._async.experiment import Experiment, list_runs, load_run
 from ._async.run import Run
 from ._exceptions import BackendError, QueueFullError, SagerunError, TransportError
 from ._ingest.stats import IngestStats
 from ._session import Session
 
 __all__ = ["BackendError", "IngestStats", "QueueFullError", "Run", "SagerunError", "Session", "TransportError"]
+__all__ += ["Experiment", "list_runs", "load_run"]
 __version__ = "0.1.0"

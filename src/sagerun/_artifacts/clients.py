@@ -29,7 +29,6 @@ class AwsClients:
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._lock = anyio.Lock()
-        self._boto: Any = None
 
     async def get(self, service: str) -> Any:
         """The client of ``service`` (``"s3"``, ``"sts"``, ``"sagemaker"``), opened on first use."""
@@ -38,25 +37,12 @@ class AwsClients:
             return client
         async with self._lock:
             if service not in self._clients:
-                import aioboto3
-                import botocore.config
+                from ..backends.aws import open_client
 
-                if self._boto is None:
-                    self._boto = self.session.boto_session or aioboto3.Session()
-                timeout = self.session.request_timeout
-                if service == "s3":
-                    timeout = max(timeout, _S3_MIN_TIMEOUT)
-                # Loading a service's model reads large JSON files: done in a worker thread, so the
-                # event loop (and the metrics drain on it) is not held up by the first upload.
-                loader = self._boto._session.get_component("data_loader")
-                for kind in ("service-2", "endpoint-rule-set-1"):
-                    await anyio.to_thread.run_sync(loader.load_service_model, service, kind)
-                config = botocore.config.Config(
-                    retries={"total_max_attempts": 1}, max_pool_connections=max(10, self._max_connections),
-                    connect_timeout=self.session.request_timeout, read_timeout=timeout)
-                self._clients[service] = await self._stack.enter_async_context(self._boto.client(
-                    service, region_name=self.session.region, endpoint_url=self.session.endpoint_for(service),
-                    config=config))
+                read_timeout = max(self.session.request_timeout, _S3_MIN_TIMEOUT) if service == "s3" else None
+                self._clients[service] = await open_client(self._stack, self.session, service,
+                                                           max_connections=self._max_connections,
+                                                           read_timeout=read_timeout)
         return self._clients[service]
 
     async def aclose(self) -> None:

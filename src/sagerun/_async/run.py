@@ -18,6 +18,7 @@ from .._ingest.queue import PointQueue
 from .._ingest.stats import IngestStats
 from .._naming import check_name, generate_run_name, run_group_name, trial_component_name
 from .._session import Session
+from .._twins import caller_thread
 from .._validation import (
     MAX_STATUS_MESSAGE, check_metric_name, check_parameter, check_step, epoch_seconds, metric_value,
 )
@@ -89,7 +90,7 @@ class Run:
             run_display_name=run_display_name or (None if run_name is None else _display(run_name, run)),
             tags=list(tags or []),
         )
-        self.session = session if session is not None else Session.from_env()
+        self.session: Session = session if session is not None else Session.from_env()
         self._dead_letter = dead_letter
         self._queue = PointQueue(self.session.queue_capacity, self.session.full_policy)
         self._metric_names: set[str] = set()
@@ -99,6 +100,8 @@ class Run:
         self._stack: contextlib.AsyncExitStack | None = None
         self._context_token: contextvars.Token[Run | None] | None = None
         self._closed = False
+        self._nested_allowed = 0  # nested entries load_run() handed out for this open run
+        self._nested = 0
         self._artifacts = RunArtifacts(artifact_bucket, artifact_prefix)
 
     # -- identity ---------------------------------------------------------------------------------
@@ -119,6 +122,13 @@ class Run:
     def trial_component_name(self) -> str:
         return self._record.trial_component_name
 
+    @property
+    def experiment_config(self) -> dict[str, str]:
+        """The ``ExperimentConfig`` of CreateTrainingJob, CreateProcessingJob and CreateTransformJob
+        (and the SageMaker SDK's ``experiment_config=``) for a job whose ``load_run()`` finds this run."""
+        return {"ExperimentName": self.experiment_name, "TrialName": self.run_group_name,
+                "RunName": self.trial_component_name}
+
     def __repr__(self) -> str:
         return f"Run(experiment_name={self.experiment_name!r}, run_name={self.run_name!r})"
 
@@ -130,7 +140,22 @@ class Run:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
+    def _closed_error(self) -> RuntimeError:
+        return RuntimeError(f"{self!r} is closed: log inside the run's 'with' block, or open the run again "
+                            "(the same names load it)")
+
+    def _allow_nested_entry(self) -> None:
+        """Called by load_run() when it hands out this open run: one more ``async with`` on it nests."""
+        if self._stack is not None and not self._closed:
+            self._nested_allowed += 1
+
     async def __aenter__(self) -> Run:
+        if self._nested_allowed and not self._closed:
+            # `with load_run()` inside `with Run()` (the SageMaker SDK allows it): the outer block
+            # opened the run and will close it; this one only lends it.
+            self._nested_allowed -= 1
+            self._nested += 1
+            return self
         if self._stack is not None or self._closed:
             raise RuntimeError(
                 f"{self!r} has already been entered; a Run is entered once. To log more to the same "
@@ -160,6 +185,9 @@ class Run:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: object) -> None:
+        if self._nested:
+            self._nested -= 1
+            return
         record = self._record
         if exc is None:
             record.status = "Completed"
@@ -195,7 +223,7 @@ class Run:
             BackendError: the parameters could not be saved.
         """
         if self._batcher is None or self._backend is None or self._closed:
-            raise RuntimeError(f"{self!r} is not open: flush() works inside 'async with run'")
+            raise RuntimeError(f"{self!r} is not open: flush() works inside the run's 'with' block")
         await self._batcher.flush()
         await self._backend.save_run(self._record)
 
@@ -248,7 +276,7 @@ class Run:
     def _point(self, name: str, value: object, step: object, timestamp: object) -> Point | None:
         """Check one point at the caller; ``None`` for a value SageMaker cannot take (counted)."""
         if self._closed:
-            raise RuntimeError(f"{self!r} is closed: log inside 'async with run', or open the run again")
+            raise self._closed_error()
         if name not in self._metric_names:
             self._metric_names.add(check_metric_name(name))
         if type(value) is not float:
@@ -267,6 +295,7 @@ class Run:
             logger.warning("sagerun: metric %r got %r, which SageMaker cannot store; such values are counted "
                            "in run.ingest_stats.rejected and not sent (warned once per metric)", name, value)
 
+    @caller_thread
     async def log_metric(self, name: str, value: float, *, step: int | None = None,
                          timestamp: datetime.datetime | float | None = None) -> None:
         """Queue one metric point; no I/O happens here.
@@ -287,7 +316,7 @@ class Run:
 
     def _blocks(self, metrics: Mapping[str, Any], step: Any, timestamp: Any) -> list[Block]:
         if self._closed:
-            raise RuntimeError(f"{self!r} is closed: log inside 'async with run', or open the run again")
+            raise self._closed_error()
         if not isinstance(metrics, Mapping):
             raise TypeError(f"metrics must be a mapping of names to values or arrays; got {type(metrics).__name__}")
         steps = None if step is None else _steps(step)
@@ -315,6 +344,7 @@ class Run:
                 blocks.append(Block(name, values, block_steps, times))
         return blocks
 
+    @caller_thread
     async def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
         """Queue many points at once from numbers or numpy arrays, at a small cost per point.
 
@@ -339,7 +369,7 @@ class Run:
 
     def _artifact_parts(self, call: str) -> RunParts:
         if self._backend is None or self._stack is None or self._closed:
-            raise RuntimeError(f"{self!r} is not open: {call}() works inside 'async with run'")
+            raise RuntimeError(f"{self!r} is not open: {call}() works inside the run's 'with' block")
         return RunParts(self._record, self._backend, self.session, self._stack)
 
     def log_artifact(self, name: str, value: str, media_type: str | None = None, is_output: bool = True) -> None:
@@ -353,7 +383,7 @@ class Run:
             RuntimeError: the run is closed.
         """
         if self._closed:
-            raise RuntimeError(f"{self!r} is closed: log inside 'async with run', or open the run again")
+            raise self._closed_error()
         self._artifacts.log_artifact(self._record, name, value, media_type, is_output)
 
     async def log_file(self, file_path: str, name: str | None = None, media_type: str | None = None,

@@ -14,8 +14,6 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import aiohttp
 import anyio
-import aioboto3
-import botocore.config
 import botocore.exceptions
 
 from .._exceptions import BackendError, TransportError
@@ -23,6 +21,7 @@ from .._ingest.points import Point
 from .._ingest.retry import retry_call
 from .._naming import RUN_TAG
 from .._session import Session
+from .aws import boto_session, open_client
 from .base import Artifact, Backend, ItemError, RunRecord
 from .metrics_http import MetricsHTTP, classify
 
@@ -69,22 +68,12 @@ class SageMakerBackend(Backend):
         self._metrics_http: MetricsHTTP | None = None
 
     async def __aenter__(self) -> SageMakerBackend:
-        boto = self.session.boto_session or aioboto3.Session()
-        config = botocore.config.Config(
-            retries={"total_max_attempts": 1},
-            max_pool_connections=max(10, self.session.max_in_flight),
-            connect_timeout=self.session.request_timeout,
-            read_timeout=self.session.request_timeout,
-        )
         async with contextlib.AsyncExitStack() as stack:
-            self._sagemaker = await stack.enter_async_context(boto.client(
-                "sagemaker", region_name=self.session.region,
-                endpoint_url=self.session.endpoint_for("sagemaker"), config=config))
-            self._metrics = await stack.enter_async_context(boto.client(
-                "sagemaker-metrics", region_name=self.session.region,
-                endpoint_url=self.session.endpoint_for("sagemaker-metrics"), config=config))
+            self._sagemaker = await open_client(stack, self.session, "sagemaker")
+            self._metrics = await open_client(stack, self.session, "sagemaker-metrics",
+                                              max_connections=self.session.max_in_flight)
             if self.session.metrics_client == "http":
-                credentials = await boto.get_credentials()
+                credentials = await boto_session(self.session).get_credentials()
                 if credentials is None:
                     raise BackendError(
                         "no AWS credentials found for SageMaker: configure them (environment, ~/.aws, or an "

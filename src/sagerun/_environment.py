@@ -1,0 +1,70 @@
+"""Which SageMaker job this process runs in, found as the SageMaker SDK finds it for ``load_run()``.
+
+In order: ``TRAINING_JOB_ARN`` in the environment (set by SageMaker in training containers), else
+the processing job's ``/opt/ml/config/processingjobconfig.json`` (its ``ProcessingJobArn``), else
+``TRANSFORM_JOB_ARN``. ``SAGERUN_PROCESSING_JOB_CONFIG`` names another file (for tests, or a
+container that mounts it elsewhere).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Literal, Mapping
+
+JobKind = Literal["training", "processing", "transform"]
+
+TRAINING_JOB_ARN = "TRAINING_JOB_ARN"
+TRANSFORM_JOB_ARN = "TRANSFORM_JOB_ARN"
+PROCESSING_JOB_CONFIG = "/opt/ml/config/processingjobconfig.json"
+"""Where SageMaker writes a processing job's configuration; read at each call, so it can be patched."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEnvironment:
+    """The SageMaker job this process belongs to."""
+
+    kind: JobKind
+    arn: str
+
+    @property
+    def name(self) -> str:
+        """The job name: the last part of the ARN (``...:training-job/<name>``)."""
+        return self.arn.rsplit("/", 1)[-1]
+
+
+def detect_job(environ: Mapping[str, str] | None = None,
+               processing_job_config: str | None = None) -> JobEnvironment | None:
+    """The job this process runs in, or ``None`` outside SageMaker jobs.
+
+    Args:
+        environ: the environment to read; ``os.environ`` when ``None``.
+        processing_job_config: the processing job's configuration file; ``PROCESSING_JOB_CONFIG``
+            when ``None``.
+
+    Raises:
+        RuntimeError: the processing job's configuration file exists but cannot be read or has no
+            ``ProcessingJobArn``.
+    """
+    env = os.environ if environ is None else environ
+    arn = env.get(TRAINING_JOB_ARN)
+    if arn:
+        return JobEnvironment("training", arn)
+    path = processing_job_config or os.environ.get("SAGERUN_PROCESSING_JOB_CONFIG") or PROCESSING_JOB_CONFIG
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"sagerun: the processing job configuration {path} could not be read: {exc}") from exc
+    else:
+        arn = config.get("ProcessingJobArn") if isinstance(config, dict) else None
+        if not arn:
+            raise RuntimeError(f"sagerun: the processing job configuration {path} has no ProcessingJobArn")
+        return JobEnvironment("processing", arn)
+    arn = env.get(TRANSFORM_JOB_ARN)
+    if arn:
+        return JobEnvironment("transform", arn)
+    return None

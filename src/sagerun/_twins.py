@@ -1,0 +1,87 @@
+"""Async objects and their generated sync twins.
+
+``scripts/unasync.py`` writes ``sagerun._sync`` from ``sagerun._async``: each async class with
+coroutine methods gets a sync class of the same name that holds the async object in ``_async``.
+This module pairs the two, so that a value crossing the facade (a ``Run`` returned by
+``load_run``, a list of them from ``list_runs``) comes out as the sync twin, and the same async
+object always as the same sync object (``load_run()`` inside ``with Run(...) as run`` is ``run``).
+
+It also holds the one marker the async sources carry for the generator, ``caller_thread``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_sync_class_of: dict[type, type] = {}
+_twin_of: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+
+
+def caller_thread(method: F) -> F:
+    """Mark a coroutine method whose sync twin runs on the caller's thread, not on the portal.
+
+    Such a method only checks its arguments and puts them in a thread-safe queue; its sync twin
+    (written by ``scripts/unasync.py``) does the same from the caller's thread, so the hot path
+    never waits for another thread. Costs nothing at run time: it only sets an attribute.
+    """
+    method.__sagerun_caller_thread__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def pair_classes(async_class: type, sync_class: type) -> None:
+    """Declare ``sync_class`` the generated twin of ``async_class`` (called by ``sagerun._sync``)."""
+    _sync_class_of[async_class] = sync_class
+
+
+def register(async_obj: object, sync_obj: object) -> None:
+    """Remember that ``sync_obj`` (just constructed) wraps ``async_obj``."""
+    with _lock:
+        _twin_of[id(async_obj)] = sync_obj
+
+
+def to_sync(value: Any) -> Any:
+    """``value`` with every async object that has a twin class replaced by its sync twin.
+
+    Lists, tuples and dict values are converted element by element; anything else is returned
+    as it is. The twin is created on first use and reused while it lives.
+    """
+    sync_class = _sync_class_of.get(type(value))
+    if sync_class is not None:
+        return _twin(value, sync_class)
+    if type(value) is list:
+        return [to_sync(item) for item in value]
+    if type(value) is tuple:
+        return tuple(to_sync(item) for item in value)
+    if type(value) is dict:
+        return {key: to_sync(item) for key, item in value.items()}
+    return value
+
+
+def to_async(value: Any) -> Any:
+    """The async object a sync twin wraps (or, for lists, tuples and dicts, each of them)."""
+    if type(value) in _sync_class_of.values():
+        return value._async
+    if type(value) is list:
+        return [to_async(item) for item in value]
+    if type(value) is tuple:
+        return tuple(to_async(item) for item in value)
+    if type(value) is dict:
+        return {key: to_async(item) for key, item in value.items()}
+    return value
+
+
+def _twin(async_obj: object, sync_class: type) -> Any:
+    with _lock:
+        known: Any = _twin_of.get(id(async_obj))
+        # The key is an id: check it is still the same object (a dead one's id can be reused).
+        if known is not None and known._async is async_obj:
+            return known
+        twin: Any = object.__new__(sync_class)  # the twin of an existing object: no __init__
+        twin._async = async_obj
+        _twin_of[id(async_obj)] = twin
+        return twin

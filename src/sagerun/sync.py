@@ -1,0 +1,22 @@
+"""The synchronous API, for scripts, training loops and notebooks without ``async``.
+
+``from sagerun.sync import Run, load_run, list_runs, Experiment`` gives the classes and functions of
+``sagerun`` with the same names, arguments and docstrings, used with ``with`` instead of
+``async with`` and without ``await``. They are generated from the async API (``scripts/unasync.py``)
+and run it on one background event-loop thread per process, started on first use and stopped at
+interpreter exit after closing the runs left open. ``log_metric`` and ``log_metrics`` never cross
+to that thread: they check and queue the points on the caller's thread.
+
+Everything else that ``sagerun`` exports (``Session``, the errors, ``IngestStats``) is the same
+object here.
+"""
+
+from ._exceptions import BackendError, QueueFullError, SagerunError, TransportError
+from ._ingest.stats import IngestStats
+from ._session import Session
+from ._sync import Experiment, Run, list_runs, load_run
+
+__all__ = [
+    "BackendError", "Experiment", "IngestStats", "QueueFullError", "Run", "SagerunError", "Session",
+    "TransportError", "list_runs", "load_run",
+]

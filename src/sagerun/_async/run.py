@@ -24,7 +24,7 @@ from .._validation import (
 )
 from .._artifacts.state import RunArtifacts, RunParts
 from ..backends.base import Backend, RunRecord
-from ..store.spool import spool_dead_letter
+from ..store.spool import SpoolJournal, spool_dead_letter
 from ..backends import make_backend
 
 logger = logging.getLogger("sagerun")
@@ -173,8 +173,12 @@ class Run:
             self._record, self._backend = record, backend
             stack.push_async_callback(self._save_final)
             dead_letter = self._dead_letter or (spool_dead_letter(self.session) if backend.remote else log_dead_letters)
+            journal = None
+            if self.session.durable and backend.remote:
+                journal = SpoolJournal(self.session.store_path)
+                stack.callback(journal.close)
             self._batcher = await stack.enter_async_context(
-                Batcher(self._queue, backend, record.trial_component_name, self.session, dead_letter)
+                Batcher(self._queue, backend, record.trial_component_name, self.session, dead_letter, journal)
             )
         except BaseException:
             self._closed = True

@@ -6,9 +6,10 @@ Points that fail for good go to the dead-letter hook, never nowhere.
 from __future__ import annotations
 
 import logging
+from collections import deque
 import math
 import time
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import anyio
 import anyio.abc
@@ -27,17 +28,40 @@ logger = logging.getLogger("sagerun")
 DeadLetter = Callable[[str, Sequence[Point], str], None]
 """Called with the trial component name, the points that failed for good, and why."""
 
+
+class Journal(Protocol):
+    """Durable mode: where points are written before they are sent (the local store's spool)."""
+
+    def write(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[int]:
+        """Keep ``points``; return an id for each, in order (blocking: runs in a worker thread)."""
+
+    def forget(self, ids: Sequence[int]) -> None:
+        """Drop the points of ``ids``: they were delivered."""
+
+
+#: points journaled at once in durable mode: one SQLite transaction for many requests
+_JOURNAL_CHUNK = 2_000
+#: seconds between removals of delivered points from the journal
+_FORGET_INTERVAL = 0.2
+
 #: per-item codes worth sending again; the rest are the caller's to fix and are reported
 RETRYABLE_ITEM_CODES = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})
 
 
 class _Batch:
-    __slots__ = ("points", "oldest", "done")
+    __slots__ = ("points", "ids", "oldest", "done")
 
     def __init__(self, points: list[Point]) -> None:
         self.points = points
+        self.ids: list[int] | None = None  # journal ids, parallel to points, in durable mode
         self.oldest = min(p[3] for p in points)
         self.done = anyio.Event()
+
+    def keep(self, indexes: list[int]) -> None:
+        """Keep only the points at ``indexes`` (those to send again)."""
+        self.points = [self.points[i] for i in indexes]
+        if self.ids is not None:
+            self.ids = [self.ids[i] for i in indexes]
 
 
 class Batcher:
@@ -48,12 +72,17 @@ class Batcher:
     """
 
     def __init__(self, queue: PointQueue, backend: Backend, trial_component_name: str, session: Session,
-                 dead_letter: DeadLetter) -> None:
+                 dead_letter: DeadLetter, journal: Journal | None = None) -> None:
         self.queue = queue
         self.backend = backend
         self.trial_component_name = trial_component_name
         self.session = session
         self.dead_letter = dead_letter
+        self.journal = journal
+        self._forget: list[int] = []
+        self._ready: deque[_Batch] = deque()  # journaled, waiting for a slot (durable mode)
+        self._ready_event = anyio.Event()
+        self._last_forget = time.monotonic()
         cap = min(session.max_in_flight, backend.max_in_flight or session.max_in_flight)
         self.limiter = AdaptiveLimiter(min(session.initial_in_flight, cap), min(session.min_in_flight, cap), cap)
         self.delivered = 0
@@ -89,11 +118,13 @@ class Batcher:
             await self._task_group.__aexit__(None, None, None)
         finally:
             for batch in self._batches:  # taken, but cancelled while waiting for a slot
-                self._fail(batch.points, "still queued when the run closed")
+                self._fail(batch.points, "still queued when the run closed", batch.ids is not None)
             self._batches.clear()
             leftover = self.queue.drain_all()
             if leftover:
                 self._fail(leftover, "still queued when the run closed")
+            if self.journal is not None and self._forget:
+                await anyio.to_thread.run_sync(self.journal.forget, self._forget)
             self._report()
 
     def stats(self) -> IngestStats:
@@ -138,6 +169,8 @@ class Batcher:
         with anyio.CancelScope(shield=True) as scope:
             task_status.started(scope)
             async with anyio.create_task_group() as senders:
+                if self.journal is not None:
+                    senders.start_soon(self._send_ready, senders)
                 await self._drain_loop(senders, size, queue)
 
     async def _drain_loop(self, senders: anyio.abc.TaskGroup, size: int, queue: PointQueue) -> None:
@@ -148,26 +181,63 @@ class Batcher:
                     await self._wakeup.wait()
                 self._wakeup = anyio.Event()
                 self._check_lag()
-            points = queue.take(size)
+            points = queue.take(size if self.journal is None else _JOURNAL_CHUNK)
             self._progress.set()
             self._progress = anyio.Event()
-            if points:
-                batch = _Batch(points)
-                self._batches.add(batch)
-                await self.limiter.acquire(batch)
-                senders.start_soon(self._send, batch)
+            if not points:
+                continue
+            batches = [_Batch(points[start:start + size]) for start in range(0, len(points), size)]
+            self._batches.update(batches)  # before any wait, so that flush() waits for them
+            if self.journal is None:
+                for batch in batches:
+                    await self.limiter.acquire(batch)
+                    senders.start_soon(self._send, batch)
+            else:
+                # Journal now, send when there is a slot: a slow endpoint must not leave points
+                # unjournaled in memory. Held points still count against the queue's capacity.
+                queue.hold(len(points))
+                await self._journal(batches, points)
+                self._ready.extend(batches)
+                self._ready_event.set()
+
+    async def _send_ready(self, senders: anyio.abc.TaskGroup) -> None:
+        while True:
+            while not self._ready:
+                await self._ready_event.wait()
+                self._ready_event = anyio.Event()
+            batch = self._ready.popleft()
+            await self.limiter.acquire(batch)
+            self.queue.release(len(batch.points))
+            senders.start_soon(self._send, batch)
+
+    async def _journal(self, batches: list[_Batch], points: list[Point]) -> None:
+        """Durable mode: keep the points in the journal before sending them, and drop delivered ones."""
+        assert self.journal is not None
+        try:
+            ids = await anyio.to_thread.run_sync(self.journal.write, self.trial_component_name, points)
+        except Exception:
+            logger.exception("sagerun: durable mode could not journal %d points; they are sent unjournaled",
+                             len(points))
+        else:
+            size = len(batches[0].points)
+            for number, batch in enumerate(batches):
+                batch.ids = list(ids[number * size:number * size + len(batch.points)])
+        if self._forget and time.monotonic() - self._last_forget > _FORGET_INTERVAL:
+            delivered, self._forget = self._forget, []
+            self._last_forget = time.monotonic()
+            await anyio.to_thread.run_sync(self.journal.forget, delivered)
 
     async def _send(self, batch: _Batch) -> None:
         try:
             await retry_call(self.session, lambda: self._attempt(batch), on_retry=self._count_retry)
         except TransportError as exc:
-            self._fail(batch.points, str(exc))
+            self._fail(batch.points, str(exc), batch.ids is not None)
         except anyio.get_cancelled_exc_class():
-            self._fail(batch.points, "in flight when the run closed")
+            self._fail(batch.points, "in flight when the run closed", batch.ids is not None)
             raise
         except Exception as exc:  # a backend bug must not stop the drain or lose the points
             logger.exception("sagerun: unexpected error sending metrics")
-            self._fail(batch.points, f"unexpected error: {exc!r}")
+            self._fail(batch.points, f"unexpected error: {exc!r}", batch.ids is not None)
         finally:
             self.limiter.release(batch)
             self._batches.discard(batch)
@@ -186,28 +256,29 @@ class Batcher:
                 self.resent_unanswered += len(points)
             raise
         self.limiter.succeeded()
-        if not errors:
-            self.delivered += len(points)
-            batch.points = []
-            return
         codes = {e.index: e.code for e in errors}
-        again = [p for i, p in enumerate(points) if codes.get(i) in RETRYABLE_ITEM_CODES]
-        refused = [(p, codes[i]) for i, p in enumerate(points) if i in codes and codes[i] not in RETRYABLE_ITEM_CODES]
         self.delivered += len(points) - len(codes)
-        for code in sorted({c for _, c in refused}):
-            self._fail([p for p, c in refused if c == code], f"refused by the backend: {code}")
-        batch.points = again
-        if again:
-            raise TransportError(f"{len(again)} points came back with a transient item error", retryable=True)
+        if batch.ids is not None:
+            self._forget.extend(batch.ids[i] for i in range(len(points)) if i not in codes)
+        for code in sorted(set(codes.values()) - RETRYABLE_ITEM_CODES):
+            refused = [points[i] for i, c in codes.items() if c == code]
+            self._fail(refused, f"refused by the backend: {code}", batch.ids is not None)
+        batch.keep([i for i, c in sorted(codes.items()) if c in RETRYABLE_ITEM_CODES])
+        if batch.points:
+            raise TransportError(f"{len(batch.points)} points came back with a transient item error", retryable=True)
 
     def _count_retry(self, error: TransportError) -> None:
         self.retried += 1
         logger.debug("sagerun: retrying a metrics request: %s", error)
 
-    def _fail(self, points: Sequence[Point], reason: str) -> None:
+    def _fail(self, points: Sequence[Point], reason: str, journaled: bool = False) -> None:
         if not points:
             return
         self.failed += len(points)
+        if journaled:  # already kept where the dead-letter hook would put them
+            logger.warning("sagerun: %d points of %s could not be delivered (%s); kept in the spool for "
+                           "`sagerun sync`", len(points), self.trial_component_name, reason)
+            return
         try:
             self.dead_letter(self.trial_component_name, points, reason)
         except Exception:

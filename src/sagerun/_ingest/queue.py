@@ -25,6 +25,7 @@ class PointQueue:
 
     def __init__(self, capacity: int, policy: FullPolicy) -> None:
         self.capacity = capacity
+        self._limit = capacity  # capacity less the points held outside the queue (durable mode)
         self.policy = policy
         self._items: deque[Item] = deque()
         self._block_extra = 0  # points beyond one per item, held by blocks
@@ -47,26 +48,38 @@ class PointQueue:
             return None
         return head.first_timestamp if isinstance(head, Block) else head[3]
 
+    def hold(self, count: int) -> None:
+        """Count ``count`` points taken out, but not yet sent, against the capacity."""
+        with self._lock:
+            self._limit -= count
+
+    def release(self, count: int) -> None:
+        """The held points are on their way: their room is free again."""
+        with self._lock:
+            self._limit += count
+            if self._blocked:
+                self._room.notify_all()
+
     def reject(self, count: int) -> None:
         with self._lock:
             self.rejected += count
 
     def put(self, point: Point) -> None:
         """Queue ``point`` from any thread; on a full queue apply the policy (``block`` waits)."""
-        if len(self._items) + self._block_extra < self.capacity:
+        if len(self._items) + self._block_extra < self._limit:
             self._items.append(point)
         else:
             self._put_full(point, 1)
 
     def offer(self, point: Point) -> bool:
         """Queue ``point`` if there is room, without waiting; ``False`` when full."""
-        if len(self._items) + self._block_extra < self.capacity:
+        if len(self._items) + self._block_extra < self._limit:
             self._items.append(point)
             return True
         return False
 
     def has_room(self) -> bool:
-        return len(self._items) + self._block_extra < self.capacity
+        return len(self._items) + self._block_extra < self._limit
 
     async def put_async(self, point: Point) -> None:
         """Like ``put`` for a caller on the drain's own event loop: ``block`` awaits instead."""
@@ -83,7 +96,7 @@ class PointQueue:
         """Queue a block of points; a caller that must not block the loop passes ``wait=False``."""
         size = len(block)
         with self._lock:
-            if len(self._items) + self._block_extra + size <= self.capacity or (
+            if len(self._items) + self._block_extra + size <= self._limit or (
                 not self._items and self.policy == "block"
             ):
                 self._append_block(block)
@@ -93,7 +106,7 @@ class PointQueue:
     async def put_block_async(self, block: Block) -> None:
         if self.policy == "block":
             size = len(block)
-            while len(self) + size > self.capacity and self._items:
+            while len(self) + size > self._limit and self._items:
                 await anyio.sleep(0.001)
         self.put_block(block, wait=False)
 
@@ -120,12 +133,12 @@ class PointQueue:
             )
         with self._lock:
             if policy == "drop_oldest":
-                while self._items and len(self._items) + self._block_extra + size > self.capacity:
+                while self._items and len(self._items) + self._block_extra + size > self._limit:
                     self._drop_head()
             elif wait:
                 self._blocked += 1
                 try:
-                    while self._items and len(self._items) + self._block_extra + size > self.capacity:
+                    while self._items and len(self._items) + self._block_extra + size > self._limit:
                         self._room.wait(0.1)
                 finally:
                     self._blocked -= 1

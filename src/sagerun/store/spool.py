@@ -64,8 +64,9 @@ class Spool:
             raise RuntimeError(f"the spool of {self.store_path} is closed")
         return self._conn
 
-    def add(self, trial_component_name: str, points: Sequence[Point], reason: str) -> None:
-        """Keep ``points`` of ``trial_component_name`` with the ``reason`` they were not delivered.
+    def add(self, trial_component_name: str, points: Sequence[Point], reason: str) -> range:
+        """Keep ``points`` of ``trial_component_name`` with the ``reason`` they were not delivered;
+        return their row ids, in the order of ``points``.
 
         Raises:
             sqlite3.Error: they could not be written (nothing of them is kept).
@@ -76,6 +77,10 @@ class Spool:
         with self._lock, transaction(self._db()) as conn:
             conn.executemany("INSERT INTO spool (trial_component_name, name, value, step, timestamp, reason, "
                              "added_time) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            # The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so no other writer can
+            # interleave: the rows got consecutive ids ending at the last one inserted.
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return range(last - len(rows) + 1, last + 1)
 
     def pending(self, limit: int) -> list[SpoolBatch]:
         """Up to ``limit`` pending points (not refused), grouped by trial component, oldest first.
@@ -127,6 +132,24 @@ class Spool:
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start:start + _CHUNK]
                 conn.execute(sql.format(",".join("?" * len(chunk))), (*leading, *chunk))
+
+
+class SpoolJournal:
+    """Durable mode's journal: points are written to the spool before they are sent and removed once
+    delivered, so that ``sagerun sync`` delivers what a killed process had not (the engine's
+    ``Journal``). Thread-safe; ``close()`` when the run ends."""
+
+    def __init__(self, store_path: str) -> None:
+        self._spool = Spool(store_path)
+
+    def write(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[int]:
+        return self._spool.add(trial_component_name, points, "durable mode: not yet delivered")
+
+    def forget(self, ids: Sequence[int]) -> None:
+        self._spool.remove(ids)
+
+    def close(self) -> None:
+        self._spool.close()
 
 
 def spool_dead_letter(session: Session) -> DeadLetter:

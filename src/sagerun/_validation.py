@@ -7,11 +7,12 @@ import math
 import numbers
 import operator
 import time
+from typing import Any
 
 import numpy as np
 
 _MAX_METRIC_NAME = 255
-_MAX_STEP = 2**31 - 1  # the API's Step is a 32-bit integer
+MAX_STEP = 2**31 - 1  # the API's Step is a 32-bit integer
 _PAST_WINDOW = 14 * 24 * 3600.0
 _FUTURE_WINDOW = 2 * 3600.0
 MAX_PARAMETER_NAME = 256
@@ -48,8 +49,8 @@ def check_step(step: object) -> int:
         index = operator.index(step)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"step must be an int >= 0; got {type(step).__name__}") from None
-    if not 0 <= index <= _MAX_STEP:
-        raise ValueError(f"step must be between 0 and {_MAX_STEP}; got {index}")
+    if not 0 <= index <= MAX_STEP:
+        raise ValueError(f"step must be between 0 and {MAX_STEP}; got {index}")
     return index
 
 
@@ -85,3 +86,35 @@ def check_parameter(name: object, value: object) -> str | float | int:
     if isinstance(value, numbers.Real):
         return float(value)
     raise TypeError(f"parameter {name!r} must be a str, int or float; got {type(value).__name__}")
+
+
+def metric_values(name: str, raw: Any) -> np.ndarray:
+    try:
+        values = np.asarray(raw)
+    except Exception as exc:
+        raise TypeError(f"metric {name!r}: values must be numbers or a 1-d array of numbers") from exc
+    if values.dtype.kind not in "iuf":
+        raise TypeError(f"metric {name!r}: values must be real numbers; got dtype {values.dtype}")
+    if values.ndim > 1:
+        raise ValueError(f"metric {name!r}: values must be a number or a 1-d array; got shape {values.shape}")
+    return values.astype(np.float64, copy=False).reshape(-1)
+
+
+def metric_steps(step: Any) -> np.ndarray:
+    steps = np.asarray(step)
+    if steps.dtype.kind not in "iu" or steps.ndim > 1:
+        raise TypeError(f"step must be an int >= 0 or a 1-d array of them; got {steps.dtype} with shape {steps.shape}")
+    steps = steps.astype(np.int64, copy=False).reshape(-1)
+    if len(steps) and (steps.min() < 0 or steps.max() > MAX_STEP):
+        raise ValueError(f"step must be between 0 and {MAX_STEP}; got values from {steps.min()} to {steps.max()}")
+    return steps
+
+
+def metric_timestamps(timestamp: Any, length: int) -> np.ndarray | float:
+    if isinstance(timestamp, np.ndarray):
+        if timestamp.ndim != 1 or len(timestamp) != length:
+            raise ValueError(f"timestamp must be one value or an array of {length}; got shape {timestamp.shape}")
+        for bound in (timestamp.min(), timestamp.max()):
+            epoch_seconds(float(bound))
+        return timestamp.astype(np.float64)
+    return epoch_seconds(timestamp)

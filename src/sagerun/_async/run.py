@@ -20,7 +20,8 @@ from .._naming import check_name, generate_run_name, run_group_name, trial_compo
 from .._session import Session
 from .._twins import caller_thread
 from .._validation import (
-    MAX_STATUS_MESSAGE, check_metric_name, check_parameter, check_step, epoch_seconds, metric_value,
+    MAX_STATUS_MESSAGE, MAX_STEP, check_metric_name, check_parameter, check_step, epoch_seconds, metric_steps,
+    metric_timestamps, metric_value, metric_values,
 )
 from .._artifacts.state import RunArtifacts, RunParts
 from ..backends.base import Backend, RunRecord
@@ -29,7 +30,6 @@ from ..backends import make_backend
 
 logger = logging.getLogger("sagerun")
 
-_MAX_STEP = 2**31 - 1
 current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("sagerun_current_run", default=None)
 
 
@@ -288,7 +288,7 @@ class Run:
         if value - value != 0.0:  # type: ignore[operator]  # NaN or infinite
             self._reject(name, value, 1)
             return None
-        if step is not None and (type(step) is not int or not 0 <= step <= _MAX_STEP):  # type: ignore[operator]
+        if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):  # type: ignore[operator]
             step = check_step(step)
         return (name, value, step, time.time() if timestamp is None else epoch_seconds(timestamp))  # type: ignore[return-value]
 
@@ -323,20 +323,20 @@ class Run:
             raise self._closed_error()
         if not isinstance(metrics, Mapping):
             raise TypeError(f"metrics must be a mapping of names to values or arrays; got {type(metrics).__name__}")
-        steps = None if step is None else _steps(step)
+        steps = None if step is None else metric_steps(step)
         now = time.time() if timestamp is None else None
         blocks = []
         for name, raw in metrics.items():
             if name not in self._metric_names:
                 self._metric_names.add(check_metric_name(name))
-            values = _values(name, raw)
+            values = metric_values(name, raw)
             length = len(values)
             block_steps = steps
             if steps is not None and len(steps) != length:
                 if len(steps) != 1:
                     raise ValueError(f"step has {len(steps)} entries but metric {name!r} has {length} values")
                 block_steps = np.repeat(steps, length)
-            times: np.ndarray | float = now if now is not None else _timestamps(timestamp, length)
+            times: np.ndarray | float = now if now is not None else metric_timestamps(timestamp, length)
             finite = np.isfinite(values)
             if not finite.all():
                 self._reject(name, values[~finite][0], int((~finite).sum()))
@@ -483,35 +483,3 @@ class Run:
 def _display(written: str, name: str) -> str | None:
     """The name as the user wrote it, when SageMaker's rules changed it."""
     return written if written != name else None
-
-
-def _values(name: str, raw: Any) -> np.ndarray:
-    try:
-        values = np.asarray(raw)
-    except Exception as exc:
-        raise TypeError(f"metric {name!r}: values must be numbers or a 1-d array of numbers") from exc
-    if values.dtype.kind not in "iuf":
-        raise TypeError(f"metric {name!r}: values must be real numbers; got dtype {values.dtype}")
-    if values.ndim > 1:
-        raise ValueError(f"metric {name!r}: values must be a number or a 1-d array; got shape {values.shape}")
-    return values.astype(np.float64, copy=False).reshape(-1)
-
-
-def _steps(step: Any) -> np.ndarray:
-    steps = np.asarray(step)
-    if steps.dtype.kind not in "iu" or steps.ndim > 1:
-        raise TypeError(f"step must be an int >= 0 or a 1-d array of them; got {steps.dtype} with shape {steps.shape}")
-    steps = steps.astype(np.int64, copy=False).reshape(-1)
-    if len(steps) and (steps.min() < 0 or steps.max() > _MAX_STEP):
-        raise ValueError(f"step must be between 0 and {_MAX_STEP}; got values from {steps.min()} to {steps.max()}")
-    return steps
-
-
-def _timestamps(timestamp: Any, length: int) -> np.ndarray | float:
-    if isinstance(timestamp, np.ndarray):
-        if timestamp.ndim != 1 or len(timestamp) != length:
-            raise ValueError(f"timestamp must be one value or an array of {length}; got shape {timestamp.shape}")
-        for bound in (timestamp.min(), timestamp.max()):
-            epoch_seconds(float(bound))
-        return timestamp.astype(np.float64)
-    return epoch_seconds(timestamp)

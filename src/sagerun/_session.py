@@ -31,10 +31,15 @@ class Session:
     store: str | None = None
     """Folder of the local store and spool: ``SAGERUN_HOME``, else ``./sagerun``."""
     region: str | None = None
+    """AWS region; the standard chain (``AWS_DEFAULT_REGION``, ``~/.aws/config``) when ``None``."""
     endpoint_url: str | None = None
+    """One endpoint for every AWS service (a test server, a proxy); per-service ones below win."""
     sagemaker_endpoint_url: str | None = None
+    """Endpoint of the SageMaker control API (experiments, trials, trial components, jobs)."""
     metrics_endpoint_url: str | None = None
+    """Endpoint of the SageMaker Metrics API (BatchPutMetrics)."""
     s3_endpoint_url: str | None = None
+    """Endpoint of S3, where files, charts and tables go."""
     boto_session: Any = None
     """An ``aioboto3.Session`` to take credentials and region from; a new one when ``None``."""
 
@@ -57,16 +62,20 @@ class Session:
     """What ``log_metric`` does on a full queue: wait for room, drop the oldest queued point,
     drop the new point, or raise ``QueueFullError``. Drops are counted and reported at close."""
     min_in_flight: int = 1
+    """Fewest metrics requests in flight, however much the endpoint throttles."""
     initial_in_flight: int = 8
+    """Metrics requests in flight at the start; one more per round of successes, halved on throttling."""
     max_in_flight: int = 64
-    """Bounds of the adaptive number of metrics requests in flight (halved on throttling)."""
+    """Most metrics requests in flight (also the size of the connection pool)."""
     linger: float = 0.02
     """Seconds the drain waits for a batch to fill before it sends a partial one."""
     retry_initial: float = 0.05
+    """Largest wait in seconds before the first retry; it doubles with each retry (full jitter:
+    each wait is drawn uniformly between 0 and that bound)."""
     retry_max_backoff: float = 10.0
+    """The bound on a single wait between retries, in seconds."""
     retry_deadline: float = 60.0
-    """Exponential backoff with full jitter: first delay, largest delay, and time after which a
-    failing request is given up and its points go to the dead-letter hook."""
+    """Seconds after which a failing request is given up: its points go to the dead-letter hook."""
     request_timeout: float = 10.0
     """Seconds before a single request is abandoned and retried."""
     close_timeout: float = 30.0

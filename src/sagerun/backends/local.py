@@ -6,8 +6,10 @@ connection's calls one at a time (SQLite has one writer anyway) and in the order
 
 from __future__ import annotations
 
+import datetime
 import functools
 import sqlite3
+import time
 from typing import Any, Callable, Sequence, TypeVar
 
 import anyio
@@ -16,7 +18,7 @@ import anyio.to_thread
 from .._exceptions import BackendError, TransportError
 from .._ingest.points import Point
 from .._session import Session
-from ..store import db, records
+from ..store import db, queries, records
 from ..store.metrics import MetricWriter
 from .base import Backend, ItemError, RunRecord
 
@@ -98,3 +100,62 @@ class LocalBackend(Backend):
         except KeyError:
             raise BackendError(f"run {trial_component_name!r} was not opened on this backend: "
                                "call open_run(record) first") from None
+
+    # -- finding runs and experiments again (load_run, list_runs, Experiment) -----------------------
+
+    async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
+                        created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
+                        sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
+        after = None if created_after is None else created_after.timestamp()  # naive means local time
+        before = None if created_before is None else created_before.timestamp()
+
+        def read(conn: sqlite3.Connection) -> list[RunRecord]:
+            try:
+                found = queries.list_runs(conn, experiment_name)
+            except queries.RunNotFoundError:
+                return []  # as SageMaker: an experiment that does not exist has no runs
+            found = [run for run in found if (after is None or run.created_time > after)
+                     and (before is None or run.created_time < before)]
+            found.sort(key=(lambda run: run.name) if sort_by == "Name" else (lambda run: (run.created_time, run.id)),
+                       reverse=sort_order == "Descending")
+            return [records.load_run(conn, run.id) for run in found[:max_results]]
+
+        try:
+            return await self._thread(read, self._connection())
+        except sqlite3.Error as exc:
+            raise BackendError(f"could not list the runs of {experiment_name!r} in the local store "
+                               f"{self.store_path}: {exc}") from exc
+
+    async def describe_experiment(self, experiment_name: str) -> dict[str, object] | None:
+        def read(conn: sqlite3.Connection) -> dict[str, object] | None:
+            row = conn.execute("SELECT name, display_name, created_time FROM experiments WHERE name = ?",
+                               (experiment_name,)).fetchone()
+            if row is None:
+                return None
+            created = datetime.datetime.fromtimestamp(row[2], datetime.timezone.utc)
+            return {"ExperimentName": row[0], "DisplayName": row[1] or row[0], "CreationTime": created,
+                    "LastModifiedTime": created}
+
+        try:
+            return await self._thread(read, self._connection())
+        except sqlite3.Error as exc:
+            raise BackendError(f"could not read experiment {experiment_name!r} in the local store: {exc}") from exc
+
+    async def create_experiment(self, experiment_name: str, display_name: str | None = None,
+                                description: str | None = None,
+                                tags: list[dict[str, str]] | None = None) -> dict[str, object]:
+        def create(conn: sqlite3.Connection) -> None:
+            with db.transaction(conn):
+                if conn.execute("SELECT 1 FROM experiments WHERE name = ?", (experiment_name,)).fetchone():
+                    raise BackendError(f"experiment {experiment_name!r} exists already: load it with "
+                                       "Experiment.load(...)")
+                conn.execute("INSERT INTO experiments (name, display_name, created_time) VALUES (?, ?, ?)",
+                             (experiment_name, display_name, time.time()))
+
+        try:
+            await self._thread(create, self._connection())
+        except sqlite3.Error as exc:
+            raise BackendError(f"could not create experiment {experiment_name!r} in the local store: {exc}") from exc
+        described = await self.describe_experiment(experiment_name)
+        assert described is not None
+        return described

@@ -22,6 +22,8 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, ContextManager
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._signals import install_sigterm_handler
+
 from ._ingest.queue import PointQueue
 
 __all__ = ["call", "check_not_loop_thread", "enter", "leave", "portal"]
@@ -169,6 +171,7 @@ def enter(owner: object, async_cm: AsyncContextManager[T],
         Whatever ``__aenter__`` raises.
     """
     check_not_loop_thread(f"entering {owner!r}")
+    install_sigterm_handler()
     capture = _Capture(async_cm, context_vars)
     wrapped = portal().wrap_async_context_manager(capture)
     result = wrapped.__enter__()

@@ -16,6 +16,7 @@ MAX_STEP = 2**31 - 1  # the API's Step is a 32-bit integer
 _PAST_WINDOW = 14 * 24 * 3600.0
 _FUTURE_WINDOW = 2 * 3600.0
 MAX_PARAMETER_NAME = 256
+MAX_PARAMETER_STRING = 2500
 MAX_STATUS_MESSAGE = 1024
 _REAL = (numbers.Real, np.integer, np.floating)
 
@@ -78,11 +79,19 @@ def check_parameter(name: object, value: object) -> str | float | int:
     if len(name) > MAX_PARAMETER_NAME:
         raise ValueError(f"parameter name must be at most {MAX_PARAMETER_NAME} characters; got {len(name)}")
     if isinstance(value, str):
+        if len(value) > MAX_PARAMETER_STRING:
+            raise ValueError(f"parameter {name!r} must be a string of at most {MAX_PARAMETER_STRING} characters "
+                             f"(SageMaker's limit); got {len(value)}")
         return value
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, numbers.Integral):
-        return int(value)
+        number = int(value)
+        try:
+            float(number)  # SageMaker keeps numbers as doubles
+        except OverflowError:
+            raise ValueError(f"parameter {name!r} must fit in a double; got an int of {number.bit_length()} bits") from None
+        return number
     if isinstance(value, numbers.Real):
         return float(value)
     raise TypeError(f"parameter {name!r} must be a str, int or float; got {type(value).__name__}")

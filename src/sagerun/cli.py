@@ -118,7 +118,10 @@ def _number(value: Any) -> str:
 def cli(verbose: int) -> None:
     """Experiment tracking for Amazon SageMaker: runs in the local store, and their sync to SageMaker."""
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    # Only sagerun's own logger goes to DEBUG: botocore's debug log prints request headers, session
+    # tokens included.
+    logging.getLogger("sagerun").setLevel(level)
 
 
 @cli.command(short_help="Train a small model, logged to the local store (no AWS needed).")

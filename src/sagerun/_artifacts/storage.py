@@ -119,7 +119,10 @@ class LocalStorage:
         target = os.path.join(self.folder, name)
         try:
             # The store's folder is private (0700), and so is this one: artifacts are as private as runs.
+            # makedirs gives the folders it creates on the way the umask's mode, not 0700: set each.
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            for folder in (os.path.dirname(self.folder), self.folder):
+                os.chmod(folder, 0o700)
             # Written beside the target, then renamed: a reader never sees half a file, and a file
             # logged again replaces the old one whole.
             fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".partial-")

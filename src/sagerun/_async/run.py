@@ -18,6 +18,7 @@ from .._ingest.queue import PointQueue
 from .._ingest.stats import IngestStats
 from .._naming import check_name, generate_run_name, run_group_name, trial_component_name
 from .._session import Session
+from .._signals import Terminated, install_sigterm_handler
 from .._twins import caller_thread
 from .._validation import (
     MAX_STATUS_MESSAGE, MAX_STEP, check_metric_name, check_parameter, check_step, epoch_seconds, metric_steps,
@@ -44,7 +45,8 @@ class Run:
     Use it as ``async with Run(...) as run``. Entering loads or creates the experiment, its run group
     (``Default-Run-Group-<experiment>``) and the run's trial component (``<experiment>-<run>``), and
     marks the run InProgress. Leaving flushes every logged point, then saves the end time and the
-    status: Completed, Failed (with the exception's message) or Stopped (cancelled or interrupted).
+    status: Completed, Failed (with the exception's message) or Stopped (cancelled, interrupted, or
+    SIGTERM, as SageMaker stops a job: see ``_signals``).
 
     Args:
         experiment_name: the experiment; at most 59 characters; lower-cased, and any character but
@@ -161,6 +163,7 @@ class Run:
                 f"{self!r} has already been entered; a Run is entered once. To log more to the same "
                 "run later, open a new Run with the same names (it loads the existing run)"
             )
+        install_sigterm_handler()
         self._stack = stack = contextlib.AsyncExitStack()
         try:
             backend = await stack.enter_async_context(make_backend(self.session))
@@ -195,7 +198,7 @@ class Run:
         record = self._record
         if exc is None:
             record.status = "Completed"
-        elif isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class())):
+        elif isinstance(exc, (KeyboardInterrupt, Terminated, anyio.get_cancelled_exc_class())):
             record.status, record.status_message = "Stopped", f"{type(exc).__name__}: {exc}".rstrip(": ")
         else:
             record.status, record.status_message = "Failed", f"{type(exc).__name__}: {exc}"

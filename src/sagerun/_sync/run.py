@@ -26,7 +26,8 @@ class Run:
     Use it as ``with Run(...) as run``. Entering loads or creates the experiment, its run group
     (``Default-Run-Group-<experiment>``) and the run's trial component (``<experiment>-<run>``), and
     marks the run InProgress. Leaving flushes every logged point, then saves the end time and the
-    status: Completed, Failed (with the exception's message) or Stopped (cancelled or interrupted).
+    status: Completed, Failed (with the exception's message) or Stopped (cancelled, interrupted, or
+    SIGTERM, as SageMaker stops a job: see ``_signals``).
 
     Args:
         experiment_name: the experiment; at most 59 characters; lower-cased, and any character but

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import datetime
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import anyio
 import numpy as np
@@ -18,7 +19,7 @@ from .._ingest.queue import PointQueue
 from .._ingest.stats import IngestStats
 from .._naming import check_name, generate_run_name, run_group_name, trial_component_name
 from .._session import Session
-from .._signals import Terminated, install_sigterm_handler
+from .._signals import Terminated, install_sigterm_handler, route_sigterm_to_task
 from .._twins import caller_thread
 from .._validation import (
     MAX_STATUS_MESSAGE, MAX_STEP, check_metric_name, check_parameter, check_step, epoch_seconds, metric_steps,
@@ -32,6 +33,14 @@ from ..backends import make_backend
 logger = logging.getLogger("sagerun")
 
 current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("sagerun_current_run", default=None)
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio, or no loop
+        return False
+    return True
 
 
 def log_dead_letters(trial_component_name: str, points: Sequence[Point], reason: str) -> None:
@@ -102,6 +111,7 @@ class Run:
         self._stack: contextlib.AsyncExitStack | None = None
         self._context_token: contextvars.Token[Run | None] | None = None
         self._closed = False
+        self._terminated = False  # SIGTERM cancelled the task that opened the run
         self._nested_allowed = 0  # nested entries load_run() handed out for this open run
         self._nested = 0
         self._artifacts = RunArtifacts(artifact_bucket, artifact_prefix)
@@ -146,6 +156,14 @@ class Run:
         return RuntimeError(f"{self!r} is closed: log inside the run's 'with' block, or open the run again "
                             "(the same names load it)")
 
+    def _on_sigterm(self, task: asyncio.Task[Any] | None) -> Callable[[], None]:
+        def on_term() -> None:
+            self._terminated = True
+            if task is not None:
+                task.cancel()
+
+        return on_term
+
     def _allow_nested_entry(self) -> None:
         """Called by load_run() when it hands out this open run: one more ``async with`` on it nests."""
         if self._stack is not None and not self._closed:
@@ -163,8 +181,12 @@ class Run:
                 f"{self!r} has already been entered; a Run is entered once. To log more to the same "
                 "run later, open a new Run with the same names (it loads the existing run)"
             )
-        install_sigterm_handler()
         self._stack = stack = contextlib.AsyncExitStack()
+        undo = route_sigterm_to_task(self._on_sigterm(asyncio.current_task())) if _on_asyncio() else None
+        if undo is not None:
+            stack.callback(undo)
+        else:
+            install_sigterm_handler()
         try:
             backend = await stack.enter_async_context(make_backend(self.session))
             record = await backend.open_run(self._record)
@@ -198,6 +220,8 @@ class Run:
         record = self._record
         if exc is None:
             record.status = "Completed"
+        elif self._terminated:
+            record.status, record.status_message = "Stopped", "SIGTERM"
         elif isinstance(exc, (KeyboardInterrupt, Terminated, anyio.get_cancelled_exc_class())):
             record.status, record.status_message = "Stopped", f"{type(exc).__name__}: {exc}".rstrip(": ")
         else:
@@ -211,6 +235,8 @@ class Run:
                 current_run.reset(self._context_token)
         assert self._stack is not None
         await self._stack.aclose()
+        if self._terminated:
+            raise Terminated() from exc  # the process ends with 143, as SIGTERM would have ended it
 
     async def _save_final(self) -> None:
         assert self._backend is not None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import re
 import time
 from typing import Callable, Protocol, Sequence
 
@@ -27,7 +29,7 @@ from ..backends.base import Backend
 from . import records
 from .db import opened, transaction
 from .queries import RunInfo, find_run, list_runs, read_metrics
-from .spool import Spool
+from .spool import Spool, SpoolBatch
 
 logger = logging.getLogger("sagerun")
 
@@ -190,11 +192,34 @@ class _Delivery:
             batches = await anyio.to_thread.run_sync(self.spool.pending, _READ_AHEAD)
             if not batches:
                 return
+            batches = await self._set_aside_malformed(batches)
             async with anyio.create_task_group() as senders:
                 for batch in batches:
                     for start in range(0, len(batch.ids), size):
                         senders.start_soon(self._send, senders, batch.trial_component_name,
                                            batch.ids[start:start + size], batch.points[start:start + size])
+
+    async def _set_aside_malformed(self, batches: list[SpoolBatch]) -> list[SpoolBatch]:
+        """Set aside (never delete) rows no sagerun could have written: the spool is a file anyone can
+        edit or damage, and one such row in a request makes the API refuse the whole request, which
+        would stop every later sync at the same row. Found by tests/test_bad_input.py."""
+        kept: list[SpoolBatch] = []
+        malformed: list[int] = []
+        for batch in batches:
+            good = []
+            for row_id, point in zip(batch.ids, batch.points):
+                if _well_formed(batch.trial_component_name, point):
+                    good.append((row_id, point))
+                else:
+                    malformed.append(row_id)
+            if good:
+                kept.append(SpoolBatch(batch.trial_component_name, [i for i, _ in good], [p for _, p in good]))
+        if malformed:
+            await anyio.to_thread.run_sync(self.spool.mark_refused, malformed, MALFORMED)
+            self.report.refused[MALFORMED] = self.report.refused.get(MALFORMED, 0) + len(malformed)
+            logger.warning("sagerun: %d points in the spool are malformed (not as sagerun writes them); set aside "
+                           "with code %s, not sent", len(malformed), MALFORMED)
+        return kept
 
     async def _send(self, senders: anyio.abc.TaskGroup, trial_component_name: str, ids: list[int],
                     points: list[Point]) -> None:
@@ -242,6 +267,22 @@ class _Delivery:
         self.progress(settled)
         if again:
             raise _Again([ids[n] for n in again], [points[n] for n in again])
+
+
+MALFORMED = "MALFORMED_ROW"
+"""The code under which spool rows that cannot be a valid point are set aside."""
+_TRIAL_COMPONENT = re.compile(r"[a-z0-9](-*[a-z0-9]){0,119}")
+_MAX_STEP = 2**31 - 1
+
+
+def _well_formed(trial_component_name: object, point: Point) -> bool:
+    """Whether a spool row can be sent as BatchPutMetrics takes it (the checks sagerun makes at the call)."""
+    name, value, step, timestamp = point
+    return (isinstance(trial_component_name, str) and _TRIAL_COMPONENT.fullmatch(trial_component_name) is not None
+            and isinstance(name, str) and 0 < len(name) <= 255 and name.isprintable()
+            and type(value) in (int, float) and math.isfinite(value)
+            and (step is None or (type(step) is int and 0 <= step <= _MAX_STEP))
+            and type(timestamp) in (int, float) and math.isfinite(timestamp))
 
 
 class _Again(TransportError):

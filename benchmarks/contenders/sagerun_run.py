@@ -1,0 +1,162 @@
+"""sagerun, in its own process: `--variant async` (`await run.log_metric`), `sync` (the sync facade's
+`log_metric`) or `numpy` (the sync facade's `log_metrics`, one call per step with the 10 metrics as a
+dict, and for the points workload one call per metric of a whole numpy array of steps); to the
+metrics fake (`--fake`, control calls on `--moto`) or to the local store (`--store`).
+
+Runs in sagerun's venv. By default the queue holds every point of the workload, as in engine.py:
+the figures are the tracker's, not the back-pressure of a small queue; `--queue N` sets the
+capacity (the 1M-point rows: peak RSS must follow the queue, not the points).
+"""
+
+from __future__ import annotations
+
+import time
+
+import _common
+import anyio
+import numpy as np
+
+import sagerun
+import sagerun.sync
+from sagerun.store import opened
+from sagerun.store.queries import find_run
+
+
+def session(args) -> sagerun.Session:
+    capacity = args.queue or max(args.steps * len(_common.METRICS), 100_000)
+    if args.store:
+        return sagerun.Session(backend="local", store=args.store, queue_capacity=capacity, close_timeout=600)
+    return sagerun.Session(backend="sagemaker", region="us-east-1", endpoint_url=args.moto,
+                           metrics_endpoint_url=args.fake, queue_capacity=capacity, close_timeout=600)
+
+
+def stored(args, name: str) -> int | None:
+    """Points the local store holds for the run (None for the fake: the runner asks the fake)."""
+    if not args.store:
+        return None
+    with opened(args.store) as conn:
+        return find_run(conn, f"{_common.EXPERIMENT}/{name}").points
+
+
+# -- the async API: the engine runs on the caller's event loop, so the loop must yield to it ---------
+
+async def async_points(args, name: str) -> dict:
+    calls, clock = _common.Calls(args.steps * len(_common.METRICS)), time.perf_counter_ns
+    started = time.perf_counter()
+    stop = started + args.deadline
+    async with sagerun.Run(_common.EXPERIMENT, name, session=session(args)) as run:
+        log = run.log_metric
+        for step in range(args.steps):
+            for metric in _common.METRICS:
+                begin = clock()
+                await log(metric, 0.5, step=step)
+                calls.add(clock() - begin)
+            if step % 100 == 0:
+                await anyio.sleep(0)  # as engine.py: async training code yields now and then
+            if time.perf_counter() > stop:
+                break
+        logged_s = time.perf_counter() - started
+    return {"logged": calls.count, "log_s": logged_s, "e2e_s": time.perf_counter() - started, "calls": calls}
+
+
+async def async_train(args, name: str) -> dict:
+    work = _common.matmul_work(args.matmul)
+
+    async def phase(run) -> tuple[int, float]:
+        started, done = time.perf_counter(), 0
+        for step in range(args.steps):
+            work()
+            if run is not None:
+                for metric in _common.METRICS:
+                    await run.log_metric(metric, 0.5, step=step)
+            await anyio.sleep(0)  # one yield a step, in both phases: the engine's turn
+            done += 1
+            if time.perf_counter() - started > args.deadline:
+                break
+        return done, time.perf_counter() - started
+
+    off = [await phase(None)]
+    started = time.perf_counter()
+    async with sagerun.Run(_common.EXPERIMENT, name, session=session(args)) as run:
+        on = await phase(run)
+    e2e = time.perf_counter() - started
+    off.append(await phase(None))
+    return {**_common.train_result(off, on), "e2e_s": e2e}
+
+
+# -- the sync facade: the engine runs on its own thread; log_metric(s) check and queue on the caller's -
+
+def sync_log(run, variant: str):
+    if variant == "sync":
+        log_metric = run.log_metric
+        return lambda name, value, step: log_metric(name, value, step=step)
+    log_metrics = run.log_metrics
+    return lambda step: log_metrics(dict.fromkeys(_common.METRICS, 0.5), step=step)
+
+
+def numpy_points(run, args) -> dict:
+    """All steps of one metric per call: the way to log a history already held in an array."""
+    steps, values = np.arange(args.steps), np.full(args.steps, 0.5)
+    calls, clock = _common.Calls(len(_common.METRICS)), time.perf_counter_ns
+    started = time.perf_counter()
+    for metric in _common.METRICS:
+        begin = clock()
+        run.log_metrics({metric: values}, step=steps)
+        calls.add(clock() - begin)
+    result = {"logged": args.steps * len(_common.METRICS), "log_s": time.perf_counter() - started}
+    # Per point: a call carries args.steps points.
+    summary = calls.summary(0)
+    result.update({k: v / args.steps for k, v in summary.items()})
+    return result
+
+
+def sync_points(args, name: str) -> dict:
+    started = time.perf_counter()
+    with sagerun.sync.Run(_common.EXPERIMENT, name, session=session(args)) as run:
+        if args.variant == "numpy":
+            result = numpy_points(run, args)
+        else:
+            result = _common.log_points(sync_log(run, "sync"), args)
+    return {**result, "e2e_s": time.perf_counter() - started}
+
+
+def sync_train(args, name: str) -> dict:
+    work = _common.matmul_work(args.matmul)
+    off = [_common.train_phase(lambda i: work(), args)]
+    started = time.perf_counter()
+    with sagerun.sync.Run(_common.EXPERIMENT, name, session=session(args)) as run:
+        if args.variant == "numpy":
+            log_step = sync_log(run, "numpy")
+
+            def step(i: int) -> None:
+                work()
+                log_step(i)
+        else:
+            log = sync_log(run, "sync")
+
+            def step(i: int) -> None:
+                work()
+                for metric in _common.METRICS:
+                    log(metric, 0.5, i)
+
+        on = _common.train_phase(step, args)
+    e2e = time.perf_counter() - started
+    off.append(_common.train_phase(lambda i: work(), args))
+    return {**_common.train_result(off, on), "e2e_s": e2e}
+
+
+def main() -> None:
+    args = _common.parse_args(__doc__.splitlines()[0])
+    name = _common.run_name(f"sagerun-{args.variant}")
+    cpu = _common.cpu_now()
+    if args.variant == "async":
+        result = anyio.run(async_points if args.workload == "points" else async_train, args, name)
+    else:
+        result = (sync_points if args.workload == "points" else sync_train)(args, name)
+    cpu = _common.cpu_now() - cpu  # before counting the store's points, which is not logging
+    result["delivered_local"] = stored(args, name)
+    _common.emit(result, cpu)
+
+
+if __name__ == "__main__":
+    main()

@@ -60,7 +60,7 @@ def test_demo_trains_logs_and_says_how_to_look(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     lines = out.splitlines()
     assert lines[0].startswith("Trained a logistic regression on scikit-learn's digits: 5 epochs, 115 steps")
-    assert lines[1].startswith(f"Logged run sagerun-demo/digits-") and lines[1].endswith(
+    assert lines[1].startswith("Logged run sagerun-demo/digits-") and lines[1].endswith(
         f"to the local store {tmp_path / 'sagerun'}/sagerun.db")
     command = lines[2].removeprefix("See it with:  ").split()
     assert command[:2] == ["sagerun", "show"] and len(command) == 3  # the default store: no --store needed

@@ -8,7 +8,7 @@ aioboto3 session (a new session costs ~50 ms, a client on a reused one ~2 ms).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -50,38 +50,3 @@ class AwsClients:
         with anyio.CancelScope(shield=True):
             await self._stack.aclose()
         self._clients.clear()
-
-
-async def call_with_retries(session: Session, method: Callable[..., Awaitable[T]], *,
-                            transient_only_if_throttled: bool = False, deadline: float | None = None,
-                            **kwargs: Any) -> T:
-    """``await method(**kwargs)`` under sagerun's retry policy (throttling, 5xx, resets, timeouts),
-    or, with ``transient_only_if_throttled``, retrying only throttling and connection failures.
-
-    Raises:
-        botocore.exceptions.ClientError: the call was refused, or failed past the deadline.
-        TransportError: the last attempt failed on the network past the deadline.
-    """
-    import botocore.exceptions
-
-    from .._ingest.retry import retry_call
-    from ..backends.sagemaker import as_transport_error
-
-    async def once() -> T:
-        try:
-            return await method(**kwargs)
-        except Exception as exc:
-            transient = as_transport_error(exc)
-            if transient is None or (transient_only_if_throttled and not transient.throttled
-                                     and isinstance(exc, botocore.exceptions.ClientError)):
-                raise
-            raise transient from exc
-
-    try:
-        return await retry_call(session, once, deadline=deadline)
-    except Exception as exc:
-        # The last attempt's own error says more than its retryable stand-in.
-        cause = exc.__cause__
-        if isinstance(cause, botocore.exceptions.ClientError):
-            raise cause from None
-        raise

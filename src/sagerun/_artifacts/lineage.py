@@ -18,7 +18,8 @@ import logging
 import re
 from typing import Any
 
-from .clients import AwsClients, call_with_retries
+from ..backends.aws import call_with_retries
+from .clients import AwsClients
 from .storage import StoredObject
 
 logger = logging.getLogger("sagerun")

@@ -29,7 +29,8 @@ import botocore.exceptions
 
 from .._exceptions import BackendError, TransportError
 from .._session import Session
-from .clients import AwsClients, call_with_retries
+from ..backends.aws import call_with_retries
+from .clients import AwsClients
 from .storage import DEFAULT_PREFIX, StoredObject
 
 if sys.version_info < (3, 11):

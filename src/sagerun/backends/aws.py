@@ -8,16 +8,24 @@ Clients are still made per event loop, as aiobotocore requires.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
+import aiohttp
 import aioboto3
 import anyio
 import botocore.config
+import botocore.exceptions
 
+from .._exceptions import TransportError
+from .._ingest.retry import retry_call
 from .._session import Session
+from .metrics_http import classify
+
+T = TypeVar("T")
 
 _shared: dict[tuple[int, int], aioboto3.Session] = {}
 _lock = threading.Lock()
@@ -52,3 +60,60 @@ async def open_client(stack: contextlib.AsyncExitStack, session: Session, servic
     )
     return await stack.enter_async_context(boto.client(
         service, region_name=session.region, endpoint_url=session.endpoint_for(service), config=config))
+
+
+_CONNECTION_ERRORS = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+def error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def as_transport_error(exc: BaseException) -> TransportError | None:
+    """The retryable ``TransportError`` a botocore or network failure stands for, else ``None``."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        error = classify(status, error_code(exc), str(exc))
+        return error if error.retryable else None
+    if isinstance(exc, _CONNECTION_ERRORS):
+        never_sent = isinstance(exc, (botocore.exceptions.EndpointConnectionError,
+                                      botocore.exceptions.ConnectTimeoutError, aiohttp.ClientConnectorError))
+        return TransportError(f"connection failed: {type(exc).__name__}: {exc}", retryable=True,
+                              unanswered=not never_sent)
+    return None
+
+
+async def call_with_retries(session: Session, method: Callable[..., Awaitable[T]], *,
+                            transient_only_if_throttled: bool = False, deadline: float | None = None,
+                            **kwargs: Any) -> T:
+    """``await method(**kwargs)`` under sagerun's retry policy (throttling, 5xx, resets, timeouts),
+    or, with ``transient_only_if_throttled``, retrying only throttling and connection failures.
+
+    Raises:
+        botocore.exceptions.ClientError: the call was refused, or failed past the deadline.
+        TransportError: the last attempt failed on the network past the deadline.
+    """
+    async def once() -> T:
+        try:
+            return await method(**kwargs)
+        except Exception as exc:
+            transient = as_transport_error(exc)
+            if transient is None or (transient_only_if_throttled and not transient.throttled
+                                     and isinstance(exc, botocore.exceptions.ClientError)):
+                raise
+            raise transient from exc
+
+    try:
+        return await retry_call(session, once, deadline=deadline)
+    except Exception as exc:
+        # The last attempt's own error says more than its retryable stand-in.
+        cause = exc.__cause__
+        if isinstance(cause, botocore.exceptions.ClientError):
+            raise cause from None
+        raise

@@ -6,53 +6,23 @@ botocore's retries switched off: sagerun's retry policy is the only one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import logging
 from typing import Any, Awaitable, Callable, Sequence
 
-import aiohttp
 import anyio
 import botocore.exceptions
 
 from .._exceptions import BackendError, TransportError
 from .._ingest.points import Point
-from .._ingest.retry import retry_call
 from .._naming import RUN_TAG
 from .._session import Session
-from .aws import boto_session, open_client
+from .aws import as_transport_error, boto_session, call_with_retries, error_code, open_client
 from .base import Artifact, Backend, ItemError, RunRecord
-from .metrics_http import MetricsHTTP, classify
+from .metrics_http import MetricsHTTP
 
 logger = logging.getLogger("sagerun")
-
-_CONNECTION_ERRORS = (
-    botocore.exceptions.ConnectionError,
-    botocore.exceptions.HTTPClientError,
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    OSError,
-)
-
-
-def error_code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def as_transport_error(exc: BaseException) -> TransportError | None:
-    """The retryable ``TransportError`` a botocore or network failure stands for, else ``None``."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        error = classify(status, error_code(exc), str(exc))
-        return error if error.retryable else None
-    if isinstance(exc, _CONNECTION_ERRORS):
-        never_sent = isinstance(exc, (botocore.exceptions.EndpointConnectionError,
-                                      botocore.exceptions.ConnectTimeoutError, aiohttp.ClientConnectorError))
-        return TransportError(f"connection failed: {type(exc).__name__}: {exc}", retryable=True,
-                              unanswered=not never_sent)
-    return None
-
 
 class SageMakerBackend(Backend):
     """Runs as trial components of SageMaker Experiments; metrics through BatchPutMetrics."""
@@ -92,17 +62,7 @@ class SageMakerBackend(Backend):
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         """One control call under the retry policy; a final ``ClientError`` is raised as it is."""
-
-        async def once() -> Any:
-            try:
-                return await method(**kwargs)
-            except Exception as exc:
-                transient = as_transport_error(exc)
-                if transient is None:
-                    raise
-                raise transient from exc
-
-        return await retry_call(self.session, once)
+        return await call_with_retries(self.session, method, **kwargs)
 
     async def open_run(self, record: RunRecord) -> RunRecord:
         try:

@@ -11,6 +11,7 @@ the accounting includes the spool.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import select
@@ -495,3 +496,29 @@ async def test_a_slow_endpoint_does_not_grow_memory_past_the_queue(spooling, met
     assert peak_held <= bounded.queue_capacity + (4 + 1) * 10  # queue, 4 in flight, 1 waiting for a slot
     assert stats.dropped > 700_000
     assert peak_rss < 40 * 2**20, f"RSS grew by {peak_rss / 2**20:.0f} MiB"
+
+
+async def test_a_final_status_that_could_not_be_saved_is_saved_by_sagerun_sync(metrics_fake, moto_url, sagemaker,
+                                                                                tmp_path):
+    with SwitchProxy(moto_url) as proxy:
+        session = sagerun.Session(region="us-east-1", endpoint_url=proxy.url, metrics_endpoint_url=metrics_fake.url,
+                                  request_timeout=0.5, retry_initial=0.01, retry_max_backoff=0.05, retry_deadline=1.0,
+                                  close_timeout=3.0, store=str(tmp_path))
+        async with sagerun.Run("rel", "saved-later", session=session) as run:
+            run.log_parameter("lr", 0.1)
+            await log_range(run, 20)
+            proxy.set("down")
+        assert sagemaker.describe_trial_component(TrialComponentName="rel-saved-later")["Status"]["PrimaryStatus"] \
+            == "InProgress"
+        proxy.set("up")
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_url, "AWS_ENDPOINT_URL_SAGEMAKER_METRICS": metrics_fake.url}
+    done = subprocess.run([sys.executable, "-m", "sagerun", "sync", "--store", str(tmp_path), "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["saved"] == ["rel/saved-later"]
+    described = sagemaker.describe_trial_component(TrialComponentName="rel-saved-later")
+    assert described["Status"]["PrimaryStatus"] == "Completed"
+    assert described["Parameters"] == {"lr": {"NumberValue": 0.1}}
+    again = subprocess.run([sys.executable, "-m", "sagerun", "sync", "--store", str(tmp_path), "--json"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert json.loads(again.stdout)["saved"] == []

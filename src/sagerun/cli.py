@@ -373,9 +373,11 @@ def sync(store: str | None, as_json: bool, run_refs: tuple[str, ...], all_local:
         if report.error:
             sys.exit(1)
         return
+    for ref in report.saved:
+        click.echo(f"saved the final status and parameters of run {ref}, which could not be saved when it closed")
     for ref, count in report.pushed.items():
         click.echo(f"pushed run {ref} to SageMaker: {count:,} new points to send")
-    if report.delivered or report.pushed:
+    if report.delivered or report.pushed or report.saved:
         click.echo(f"delivered {report.delivered:,} points to SageMaker")
     elif not report.error:
         click.echo("nothing to sync: no points are waiting in the spool")

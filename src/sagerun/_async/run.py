@@ -27,6 +27,7 @@ from .._validation import (
 )
 from .._artifacts.state import RunArtifacts, RunParts
 from ..backends.base import Backend, RunRecord
+from ..store.records import keep_unsaved
 from ..store.spool import SpoolJournal, spool_dead_letter
 from ..backends import make_backend
 
@@ -240,12 +241,26 @@ class Run:
 
     async def _save_final(self) -> None:
         assert self._backend is not None
-        try:
-            with anyio.CancelScope(shield=True), anyio.fail_after(self.session.close_timeout):
-                await self._backend.save_run(self._record)
-        except Exception as exc:
-            logger.error("sagerun: the final status %s of %s was not saved: %s", self._record.status,
-                         self.trial_component_name, exc)
+        with anyio.CancelScope(shield=True):  # a cancelled run still ends with its status saved or kept
+            try:
+                with anyio.fail_after(self.session.close_timeout):
+                    await self._backend.save_run(self._record)
+            except Exception as exc:
+                await self._keep_unsaved(exc)
+
+    async def _keep_unsaved(self, error: Exception) -> None:
+        """The final save failed: keep the run's state in the local store for ``sagerun sync``."""
+        status, name, store = self._record.status, self.trial_component_name, self.session.store_path
+        if self._backend is not None and self._backend.remote:
+            try:
+                await anyio.to_thread.run_sync(keep_unsaved, store, self._record, str(error))
+            except Exception as exc:
+                error = RuntimeError(f"{error}; keeping it for later failed too: {exc}")
+            else:
+                logger.error("sagerun: the final status %s of %s was not saved: %s; it is kept in %s, and "
+                             "`sagerun sync --store %s` saves it", status, name, error, store, store)
+                return
+        logger.error("sagerun: the final status %s of %s was not saved: %s", status, name, error)
 
     async def flush(self) -> None:
         """Wait until every point logged so far is delivered or has failed for good, then save the

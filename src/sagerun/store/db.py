@@ -16,7 +16,7 @@ from typing import Iterator
 from .._exceptions import SagerunError
 
 DB_NAME = "sagerun.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: unsaved_runs
 _BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -96,6 +96,11 @@ CREATE TABLE IF NOT EXISTS spool (
     refused TEXT
 );
 CREATE INDEX IF NOT EXISTS spool_pending ON spool(trial_component_name, id) WHERE refused IS NULL;
+CREATE TABLE IF NOT EXISTS unsaved_runs (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    reason TEXT NOT NULL,
+    added_time REAL NOT NULL
+);
 """
 
 

@@ -55,6 +55,8 @@ class SyncReport:
     """every point set aside in the spool after this sync, by code"""
     pushed: dict[str, int] = dataclasses.field(default_factory=dict)
     """local runs sent to SageMaker (``experiment/run``) and how many of their points were spooled"""
+    saved: list[str] = dataclasses.field(default_factory=list)
+    """SageMaker runs whose final status and parameters could not be saved when they closed, saved now"""
     error: str | None = None
 
     def as_json(self) -> dict[str, object]:
@@ -91,11 +93,13 @@ async def sync_store(session: Session, *, runs: Sequence[str] = (), all_local: b
         local = await anyio.to_thread.run_sync(_local_runs, store_path, list(runs), all_local)
         if retry_refused:
             await anyio.to_thread.run_sync(spool.release_refused)
-        if not local and not await anyio.to_thread.run_sync(spool.count):
+        unsaved = await anyio.to_thread.run_sync(_unsaved, store_path)
+        if not local and not unsaved and not await anyio.to_thread.run_sync(spool.count):
             # Nothing to send: no need for credentials or a connection to say so.
             return SyncReport(set_aside=await anyio.to_thread.run_sync(spool.refused))
         try:
             async with SageMakerBackend(session) as backend:
+                saved = [await save_unsaved(backend, store_path, run_id, record) for run_id, record in unsaved]
                 pushed = {run.ref: await push_run(backend, session, store_path, run) for run in local}
                 if progress is not None:
                     progress.start(await anyio.to_thread.run_sync(spool.count))
@@ -104,7 +108,30 @@ async def sync_store(session: Session, *, runs: Sequence[str] = (), all_local: b
         except botocore.exceptions.BotoCoreError as exc:
             raise SyncError(f"could not reach SageMaker: {exc}") from exc
     report.pushed = pushed
+    report.saved = saved
     return report
+
+
+def _unsaved(store_path: str) -> list[tuple[int, records.RunRecord]]:
+    with opened(store_path) as conn:
+        return records.unsaved_runs(conn)
+
+
+async def save_unsaved(backend: Backend, store_path: str, run_id: int, record: records.RunRecord) -> str:
+    """Save to SageMaker the final state of a run that could not be saved when it closed; return
+    its ``experiment/run``.
+
+    Raises:
+        BackendError: it could not be saved (it stays kept for the next sync).
+    """
+    await backend.save_run(record)
+
+    def forget() -> None:
+        with opened(store_path) as conn:
+            records.forget_unsaved(conn, run_id)
+
+    await anyio.to_thread.run_sync(forget)
+    return f"{record.experiment_name}/{record.run_name}"
 
 
 def _local_runs(store_path: str, refs: list[str], all_local: bool) -> list[RunInfo]:

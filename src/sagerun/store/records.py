@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ..backends.base import Artifact, ParameterValue, RunRecord
-from .db import transaction
+from .db import opened, transaction
 
 _PARSERS = {"str": str, "int": int, "float": float}
 
@@ -135,3 +135,30 @@ def _epoch(moment: datetime.datetime | None) -> float | None:
 
 def _datetime(seconds: float | None) -> datetime.datetime | None:
     return None if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+
+def keep_unsaved(store_path: str, record: RunRecord, reason: str) -> None:
+    """Keep ``record`` (a SageMaker run whose final save failed) in the local store, for
+    ``sagerun sync`` to save to SageMaker later.
+
+    Raises:
+        sqlite3.Error, OSError: the store could not be written.
+    """
+    with opened(store_path, create=True) as conn:
+        run_id, _ = open_run(conn, record)
+        save_run(conn, run_id, record)
+        with transaction(conn):
+            conn.execute("INSERT OR REPLACE INTO unsaved_runs (run_id, reason, added_time) VALUES (?, ?, ?)",
+                         (run_id, reason, time.time()))
+
+
+def unsaved_runs(conn: sqlite3.Connection) -> list[tuple[int, RunRecord]]:
+    """The runs ``keep_unsaved`` kept, oldest first, with their ids for ``forget_unsaved``."""
+    ids = [row[0] for row in conn.execute("SELECT run_id FROM unsaved_runs ORDER BY added_time")]
+    return [(run_id, load_run(conn, run_id)) for run_id in ids]
+
+
+def forget_unsaved(conn: sqlite3.Connection, run_id: int) -> None:
+    """Run ``run_id`` is saved in SageMaker now."""
+    with transaction(conn):
+        conn.execute("DELETE FROM unsaved_runs WHERE run_id = ?", (run_id,))

@@ -297,3 +297,30 @@ for step in range(50):
     assert sorted(p["step"] for p in metrics_fake.points) == list(range(50))
     assert sagemaker.describe_trial_component(TrialComponentName="exp-left-open")["Status"]["PrimaryStatus"] \
         == "Completed"
+
+
+def test_ingest_stats_can_be_read_from_any_thread_while_the_engine_sends(session, metrics_fake):
+    import threading
+
+    import sagerun.sync
+
+    metrics_fake.configure(latency_ms=2)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with sagerun.sync.Run("exp", "stats-reader", session=session) as run:
+        def read() -> None:
+            try:
+                while not stop.is_set():
+                    run.ingest_stats
+            except BaseException as exc:  # what the reader saw is the test's result
+                errors.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for step in range(5_000):
+            run.log_metric("loss", 1.0, step=step)
+        run.flush()
+        stop.set()
+        reader.join()
+    assert errors == []
+    assert run.ingest_stats.delivered == 5_000

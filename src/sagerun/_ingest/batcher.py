@@ -129,8 +129,11 @@ class Batcher:
 
     def stats(self) -> IngestStats:
         queue = self.queue
-        in_flight = sum(len(b.points) for b in self._batches)
-        oldest = [b.oldest for b in self._batches]
+        # Read from any thread (the sync facade's ingest_stats) while the drain changes the set:
+        # list() copies it in one step under the GIL, so the sums below see a consistent snapshot.
+        batches = list(self._batches)
+        in_flight = sum(len(b.points) for b in batches)
+        oldest = [b.oldest for b in batches]
         head = queue.oldest_timestamp()
         if head is not None:
             oldest.append(head)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import datetime
 import logging
 import time
@@ -239,12 +240,20 @@ class Run:
         if self._terminated:
             raise Terminated() from exc  # the process ends with 143, as SIGTERM would have ended it
 
+    def _snapshot(self) -> RunRecord:
+        """The record with its own copies of parameters and artifacts: callers on other threads (the
+        sync facade) may log more while it is being saved on the engine's thread."""
+        record = self._record
+        return dataclasses.replace(record, parameters=dict(record.parameters),
+                                   input_artifacts=dict(record.input_artifacts),
+                                   output_artifacts=dict(record.output_artifacts))
+
     async def _save_final(self) -> None:
         assert self._backend is not None
         with anyio.CancelScope(shield=True):  # a cancelled run still ends with its status saved or kept
             try:
                 with anyio.fail_after(self.session.close_timeout):
-                    await self._backend.save_run(self._record)
+                    await self._backend.save_run(self._snapshot())
             except Exception as exc:
                 await self._keep_unsaved(exc)
 
@@ -253,7 +262,7 @@ class Run:
         status, name, store = self._record.status, self.trial_component_name, self.session.store_path
         if self._backend is not None and self._backend.remote:
             try:
-                await anyio.to_thread.run_sync(keep_unsaved, store, self._record, str(error))
+                await anyio.to_thread.run_sync(keep_unsaved, store, self._snapshot(), str(error))
             except Exception as exc:
                 error = RuntimeError(f"{error}; keeping it for later failed too: {exc}")
             else:
@@ -273,7 +282,7 @@ class Run:
         if self._batcher is None or self._backend is None or self._closed:
             raise RuntimeError(f"{self!r} is not open: flush() works inside the run's 'with' block")
         await self._batcher.flush()
-        await self._backend.save_run(self._record)
+        await self._backend.save_run(self._snapshot())
 
     # -- parameters -------------------------------------------------------------------------------
 

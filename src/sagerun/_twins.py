@@ -53,25 +53,24 @@ def to_sync(value: Any) -> Any:
     sync_class = _sync_class_of.get(type(value))
     if sync_class is not None:
         return _twin(value, sync_class)
-    if type(value) is list:
-        return [to_sync(item) for item in value]
-    if type(value) is tuple:
-        return tuple(to_sync(item) for item in value)
-    if type(value) is dict:
-        return {key: to_sync(item) for key, item in value.items()}
-    return value
+    return _each(value, to_sync)
 
 
 def to_async(value: Any) -> Any:
     """The async object a sync twin wraps (or, for lists, tuples and dicts, each of them)."""
     if type(value) in _sync_class_of.values():
         return value._async
+    return _each(value, to_async)
+
+
+def _each(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """``convert`` applied to each element of a list, tuple or dict (to its values); else ``value``."""
     if type(value) is list:
-        return [to_async(item) for item in value]
+        return [convert(item) for item in value]
     if type(value) is tuple:
-        return tuple(to_async(item) for item in value)
+        return tuple(convert(item) for item in value)
     if type(value) is dict:
-        return {key: to_async(item) for key, item in value.items()}
+        return {key: convert(item) for key, item in value.items()}
     return value
 
 

@@ -24,7 +24,7 @@ import resource
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 # One BLAS thread: the training step then uses one of the two cores, and whatever the tracker does
 # on the other (a sender thread, a process) shows as what it is instead of as noise. Set before
@@ -121,6 +121,31 @@ def train_phase(step: Callable[[int], None], args: argparse.Namespace, steps: in
         if time.perf_counter() > stop:
             break
     return done, time.perf_counter() - started
+
+
+def train(args: argparse.Namespace, tracked: Callable[[], ContextManager[Any]],
+          step_with: Callable[[Any, Callable[[], None]], Callable[[int], None]]) -> dict[str, Any]:
+    """The training workload: steps/s with the tracker off (before and after) and on. The on phase
+    runs inside ``tracked()`` (the contender's run), with the steps ``step_with(run, work)`` makes;
+    end to end is until that block has closed, every point handed over."""
+    work = matmul_work(args.matmul)
+    off = [train_phase(lambda i: work(), args)]
+    started = time.perf_counter()
+    with tracked() as run:
+        on = train_phase(step_with(run, work), args)
+    e2e = time.perf_counter() - started
+    off.append(train_phase(lambda i: work(), args))
+    return {**train_result(off, on), "e2e_s": e2e}
+
+
+def logging_step(work: Callable[[], None], log: Callable[[str, float, int], Any]) -> Callable[[int], None]:
+    """A training step: the fixed work, then each metric logged once."""
+    def step(i: int) -> None:
+        work()
+        for name in METRICS:
+            log(name, 0.5, i)
+
+    return step
 
 
 def train_result(off: list[tuple[int, float]], on: tuple[int, float]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ cost as the unit the targets are written in, and its training loop as the cost o
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 
@@ -25,18 +26,7 @@ def main() -> None:
         result = _common.log_points(log, args)
         result["e2e_s"] = result["log_s"]
     else:
-        work = _common.matmul_work(args.matmul)
-
-        def step(i: int) -> None:
-            work()
-            for name in _common.METRICS:
-                log(name, 0.5, i)
-
-        off = [_common.train_phase(lambda i: work(), args)]
-        on = _common.train_phase(step, args)
-        off.append(_common.train_phase(lambda i: work(), args))
-        result = _common.train_result(off, on)
-        result["e2e_s"] = result["log_s"]
+        result = _common.train(args, contextlib.nullcontext, lambda _, work: _common.logging_step(work, log))
     cpu = _common.cpu_now() - cpu
     result["delivered_local"] = len(points)  # "delivered" to the deque
     _common.emit(result, cpu)

@@ -7,9 +7,11 @@ migrations take seconds) before the clock starts. End to end is until `flush_asy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
+from typing import Iterator
 
 import _common
 import mlflow
@@ -23,13 +25,13 @@ def open_store(store: str) -> str:
     return path
 
 
-def logged_run(step_loop) -> tuple[dict, str]:
-    """Run `step_loop()` inside an MLflow run; return its result with the end-to-end time."""
-    started = time.perf_counter()
+@contextlib.contextmanager
+def logged_run(run_ids: list[str]) -> Iterator[None]:
+    """An MLflow run, flushed when the block ends; its id goes into ``run_ids``."""
     with mlflow.start_run(run_name=_common.run_name("mlflow")) as run:
-        result = step_loop()
+        run_ids.append(run.info.run_id)
+        yield
         mlflow.flush_async_logging()  # end_run flushes too; said here so the intent is plain
-    return {**result, "e2e_s": time.perf_counter() - started}, run.info.run_id
 
 
 def log(name: str, value: float, step: int) -> None:
@@ -40,20 +42,15 @@ def main() -> None:
     args = _common.parse_args(__doc__.splitlines()[0])
     path = open_store(args.store)
     cpu = _common.cpu_now()
+    run_ids: list[str] = []
     if args.workload == "points":
-        result, run_id = logged_run(lambda: _common.log_points(log, args))
+        started = time.perf_counter()
+        with logged_run(run_ids):
+            result = _common.log_points(log, args)
+        result["e2e_s"] = time.perf_counter() - started
     else:
-        work = _common.matmul_work(args.matmul)
-
-        def step(i: int) -> None:
-            work()
-            for name in _common.METRICS:
-                log(name, 0.5, i)
-
-        off = [_common.train_phase(lambda i: work(), args)]
-        on, run_id = logged_run(lambda: {"on": _common.train_phase(step, args)})
-        off.append(_common.train_phase(lambda i: work(), args))
-        result = {**_common.train_result(off, on.pop("on")), **on}
+        result = _common.train(args, lambda: logged_run(run_ids), lambda _, work: _common.logging_step(work, log))
+    [run_id] = run_ids
     cpu = _common.cpu_now() - cpu
     with sqlite3.connect(path) as conn:
         (result["delivered_local"],) = conn.execute("SELECT count(*) FROM metrics WHERE run_uuid = ?",

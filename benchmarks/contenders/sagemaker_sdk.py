@@ -40,19 +40,8 @@ def points(args, session: Session) -> dict:
 
 
 def train(args, session: Session) -> dict:
-    work = _common.matmul_work(args.matmul)
-    off = [_common.train_phase(lambda i: work(), args)]
-    started = time.perf_counter()
-    with open_run(session) as run:
-        def step(i: int) -> None:
-            work()
-            for name in _common.METRICS:
-                run.log_metric(name, 0.5, step=i)
-
-        on = _common.train_phase(step, args)
-    e2e = time.perf_counter() - started
-    off.append(_common.train_phase(lambda i: work(), args))
-    return {**_common.train_result(off, on), "e2e_s": e2e}
+    return _common.train(args, lambda: open_run(session), lambda run, work: _common.logging_step(
+        work, lambda name, value, step: run.log_metric(name, value, step=step)))
 
 
 def main() -> None:

@@ -121,28 +121,18 @@ def sync_points(args, name: str) -> dict:
 
 
 def sync_train(args, name: str) -> dict:
-    work = _common.matmul_work(args.matmul)
-    off = [_common.train_phase(lambda i: work(), args)]
-    started = time.perf_counter()
-    with sagerun.sync.Run(_common.EXPERIMENT, name, session=session(args)) as run:
-        if args.variant == "numpy":
-            log_step = sync_log(run, "numpy")
+    def step_with(run, work):
+        if args.variant != "numpy":
+            return _common.logging_step(work, sync_log(run, "sync"))
+        log_step = sync_log(run, "numpy")
 
-            def step(i: int) -> None:
-                work()
-                log_step(i)
-        else:
-            log = sync_log(run, "sync")
+        def step(i: int) -> None:
+            work()
+            log_step(i)
 
-            def step(i: int) -> None:
-                work()
-                for metric in _common.METRICS:
-                    log(metric, 0.5, i)
+        return step
 
-        on = _common.train_phase(step, args)
-    e2e = time.perf_counter() - started
-    off.append(_common.train_phase(lambda i: work(), args))
-    return {**_common.train_result(off, on), "e2e_s": e2e}
+    return _common.train(args, lambda: sagerun.sync.Run(_common.EXPERIMENT, name, session=session(args)), step_with)
 
 
 def main() -> None:

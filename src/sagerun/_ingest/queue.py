@@ -78,19 +78,14 @@ class PointQueue:
             return True
         return False
 
-    def has_room(self) -> bool:
-        return len(self._items) + self._block_extra < self._limit
-
     async def put_async(self, point: Point) -> None:
         """Like ``put`` for a caller on the drain's own event loop: ``block`` awaits instead."""
-        if self.offer(point):
+        if self.policy != "block":
+            if not self.offer(point):
+                self._put_full(point, 1)
             return
-        if self.policy == "block":
-            while not self.has_room():
-                await anyio.sleep(0.001)
-            self._items.append(point)
-        else:
-            self._put_full(point, 1)
+        while not self.offer(point):
+            await anyio.sleep(0.001)  # the drain runs on this same loop: yield to it
 
     def put_block(self, block: Block, *, wait: bool = True) -> None:
         """Queue a block of points; a caller that must not block the loop passes ``wait=False``."""

@@ -9,6 +9,7 @@ from typing import Any, Literal
 FullPolicy = Literal["block", "drop_oldest", "drop_newest", "raise"]
 BackendName = Literal["sagemaker", "local"]
 MetricsClient = Literal["http", "botocore"]
+SenderMode = Literal["process", "inline"]
 
 _POLICIES = ("block", "drop_oldest", "drop_newest", "raise")
 
@@ -52,6 +53,11 @@ class Session:
     metrics_client: MetricsClient = "http"
     """How BatchPutMetrics is sent: ``"http"``, a lean orjson + SigV4 + aiohttp path (about three
     times less CPU a request), or ``"botocore"``, the aioboto3 client (whole-second timestamps)."""
+    sender: SenderMode = "process"
+    """Where metrics requests are sent from: ``"process"``, a sender process per run (points reach
+    it in bulk over a socket), so that the CPU and the GIL that sending takes stay out of the
+    training process; ``"inline"``, the run's own event loop. The process is used for SageMaker
+    runs with the ``http`` metrics client that are not ``durable``, on POSIX; others send inline."""
     durable: bool = False
     """Write every point to the local store's spool before sending it, and remove it once delivered,
     so that after a crash or ``kill -9`` ``sagerun sync`` delivers what was logged up to the last
@@ -88,6 +94,8 @@ class Session:
             raise ValueError(f"backend must be 'sagemaker', 'local' or None; got {self.backend!r}")
         if self.metrics_client not in ("http", "botocore"):
             raise ValueError(f"metrics_client must be 'http' or 'botocore'; got {self.metrics_client!r}")
+        if self.sender not in ("process", "inline"):
+            raise ValueError(f"sender must be 'process' or 'inline'; got {self.sender!r}")
         if self.full_policy not in _POLICIES:
             raise ValueError(f"full_policy must be one of {', '.join(_POLICIES)}; got {self.full_policy!r}")
         for name in ("queue_capacity", "min_in_flight", "initial_in_flight", "max_in_flight"):

@@ -8,6 +8,7 @@ import contextvars
 import dataclasses
 import datetime
 import logging
+import os
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -15,6 +16,7 @@ import anyio
 import numpy as np
 
 from .._ingest.batcher import Batcher, DeadLetter
+from .._ingest.forwarder import Forwarder
 from .._ingest.points import Block, Point
 from .._ingest.queue import PointQueue
 from .._ingest.stats import IngestStats
@@ -109,7 +111,7 @@ class Run:
         self._metric_names: set[str] = set()
         self._nonfinite_warned: set[str] = set()
         self._backend: Backend | None = None
-        self._batcher: Batcher | None = None
+        self._batcher: Batcher | Forwarder | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._context_token: contextvars.Token[Run | None] | None = None
         self._closed = False
@@ -205,14 +207,21 @@ class Run:
                 journal = SpoolJournal(self.session.store_path)
                 stack.callback(journal.close)
             self._batcher = await stack.enter_async_context(
-                Batcher(self._queue, backend, record.trial_component_name, self.session, dead_letter, journal)
-            )
+                self._engine(backend, record.trial_component_name, dead_letter, journal))
         except BaseException:
             self._closed = True
             await stack.aclose()
             raise
         self._context_token = current_run.set(self)
         return self
+
+    def _engine(self, backend: Backend, trial_component_name: str, dead_letter: DeadLetter,
+                journal: SpoolJournal | None) -> Batcher | Forwarder:
+        """What drains the queue: a sender process where the session asks for one and it can work."""
+        target = backend.metrics_target() if self.session.sender == "process" and journal is None else None
+        if target is None or os.name != "posix":
+            return Batcher(self._queue, backend, trial_component_name, self.session, dead_letter, journal)
+        return Forwarder(self._queue, backend, target, trial_component_name, self.session, dead_letter)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: object) -> None:

@@ -16,12 +16,12 @@ import anyio.abc
 
 from .._exceptions import TransportError
 from .._session import Session
-from ..backends.base import Backend
+from ..backends.base import MetricsSink
 from .limiter import AdaptiveLimiter
 from .points import Point
 from .queue import PointQueue
 from .retry import retry_call
-from .stats import IngestStats
+from .stats import IngestStats, report_close
 
 logger = logging.getLogger("sagerun")
 
@@ -71,14 +71,16 @@ class Batcher:
     could not be delivered by then to the dead-letter hook.
     """
 
-    def __init__(self, queue: PointQueue, backend: Backend, trial_component_name: str, session: Session,
-                 dead_letter: DeadLetter, journal: Journal | None = None) -> None:
+    def __init__(self, queue: PointQueue, backend: MetricsSink, trial_component_name: str, session: Session,
+                 dead_letter: DeadLetter, journal: Journal | None = None, *, report: bool = True) -> None:
         self.queue = queue
         self.backend = backend
         self.trial_component_name = trial_component_name
         self.session = session
         self.dead_letter = dead_letter
         self.journal = journal
+        self.report = report
+        """Warn at close about points not delivered (a sender process leaves that to its parent)."""
         self._forget: list[int] = []
         self._ready: deque[_Batch] = deque()  # journaled, waiting for a slot (durable mode)
         self._ready_event = anyio.Event()
@@ -125,7 +127,8 @@ class Batcher:
                 self._fail(leftover, "still queued when the run closed")
             if self.journal is not None and self._forget:
                 await anyio.to_thread.run_sync(self.journal.forget, self._forget)
-            self._report()
+            if self.report:
+                report_close(self.trial_component_name, self.stats())
 
     def stats(self) -> IngestStats:
         queue = self.queue
@@ -298,13 +301,4 @@ class Batcher:
                 "sagerun: metrics of %s are %.0f s behind (%d queued, %d in flight): the endpoint is slow "
                 "or throttling; points are kept, see run.ingest_stats",
                 self.trial_component_name, lag, len(self.queue), sum(len(b.points) for b in self._batches),
-            )
-
-    def _report(self) -> None:
-        stats = self.stats()
-        if stats.failed or stats.dropped or stats.rejected:
-            logger.warning(
-                "sagerun: run %s closed with %d points delivered, %d failed (handed to the dead-letter "
-                "hook), %d dropped by the full-queue policy, %d rejected as NaN or infinite",
-                self.trial_component_name, stats.delivered, stats.failed, stats.dropped, stats.rejected,
             )

@@ -48,6 +48,11 @@ class PointQueue:
             return None
         return head.first_timestamp if isinstance(head, Block) else head[3]
 
+    def _empty(self) -> bool:
+        """Nothing queued nor held: the one state in which more than the room may enter (a block
+        larger than the capacity must not wait forever); held points free their room later."""
+        return not self._items and self._limit == self.capacity
+
     def hold(self, count: int) -> None:
         """Count ``count`` points taken out, but not yet sent, against the capacity."""
         with self._lock:
@@ -92,7 +97,7 @@ class PointQueue:
         size = len(block)
         with self._lock:
             if len(self._items) + self._block_extra + size <= self._limit or (
-                not self._items and self.policy == "block"
+                self._empty() and self.policy == "block"
             ):
                 self._append_block(block)
                 return
@@ -101,7 +106,7 @@ class PointQueue:
     async def put_block_async(self, block: Block) -> None:
         if self.policy == "block":
             size = len(block)
-            while len(self) + size > self._limit and self._items:
+            while len(self) + size > self._limit and not self._empty():
                 await anyio.sleep(0.001)
         self.put_block(block, wait=False)
 
@@ -133,7 +138,7 @@ class PointQueue:
             elif wait:
                 self._blocked += 1
                 try:
-                    while self._items and len(self._items) + self._block_extra + size > self._limit:
+                    while not self._empty() and len(self._items) + self._block_extra + size > self._limit:
                         self._room.wait(0.1)
                 finally:
                     self._blocked -= 1

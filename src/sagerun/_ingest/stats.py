@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+
+logger = logging.getLogger("sagerun")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,3 +33,13 @@ class IngestStats:
     in_flight: int
     lag: float
     in_flight_limit: int
+
+
+def report_close(trial_component_name: str, stats: IngestStats) -> None:
+    """Warn at close when points of the run did not all reach the backend."""
+    if stats.failed or stats.dropped or stats.rejected:
+        logger.warning(
+            "sagerun: run %s closed with %d points delivered, %d failed (handed to the dead-letter "
+            "hook), %d dropped by the full-queue policy, %d rejected as NaN or infinite",
+            trial_component_name, stats.delivered, stats.failed, stats.dropped, stats.rejected,
+        )

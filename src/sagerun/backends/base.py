@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime
-from typing import NamedTuple, Sequence, Union
+from typing import Any, NamedTuple, Protocol, Sequence, Union
 
 from .._ingest.points import Point
 
@@ -22,6 +22,26 @@ class ItemError(NamedTuple):
 
     index: int
     code: str
+
+
+class MetricsTarget(NamedTuple):
+    """Where a sender process sends BatchPutMetrics: the endpoint, the region, and credentials
+    (botocore's, possibly refreshable; the process gets frozen copies)."""
+
+    endpoint_url: str
+    region: str
+    credentials: Any
+
+
+class MetricsSink(Protocol):
+    """What the drain needs of a backend: the batch size, the in-flight bound, and ``put_metrics``."""
+
+    max_batch: int
+    max_in_flight: int | None
+
+    async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
+        """Deliver at most ``max_batch`` points; return the items refused (``TransportError`` when
+        the whole request failed)."""
 
 
 @dataclasses.dataclass
@@ -85,6 +105,10 @@ class Backend(abc.ABC):
         Raises:
             TransportError: the whole request failed.
         """
+
+    def metrics_target(self) -> MetricsTarget | None:
+        """Where a sender process may send this backend's metrics; ``None``: only from here."""
+        return None
 
     async def __aenter__(self) -> Backend:
         """Connect; the run enters its backend before anything else."""

@@ -27,6 +27,8 @@ THROTTLE_CODES = frozenset({
     "RequestThrottled", "RequestThrottledException", "RequestLimitExceeded", "SlowDown",
     "ProvisionedThroughputExceededException",
 })
+#: points one BatchPutMetrics request may carry
+BATCH_LIMIT = 10
 _SIGNING_NAME = "sagemaker"  # the metrics API is signed as SageMaker, not as its endpoint prefix
 
 
@@ -46,7 +48,7 @@ class MetricsHTTP:
                  timeout: float) -> None:
         self._url = endpoint_url.rstrip("/") + "/BatchPutMetrics"
         self._region = region
-        self._credentials = credentials
+        self.credentials = credentials
         self._signer = JsonPutSigner(_host(self._url), "/BatchPutMetrics", _SIGNING_NAME, region)
         # The proxy settings are read once here: aiohttp's trust_env would look them (and ~/.netrc)
         # up again in a worker thread for every request, two thread hops per 10 points.
@@ -79,7 +81,7 @@ class MetricsHTTP:
             ],
         })
         # Refreshable credentials renew themselves when asked for a frozen copy.
-        headers = self._signer.headers(body, await self._credentials.get_frozen_credentials())
+        headers = self._signer.headers(body, await self.credentials.get_frozen_credentials())
         try:
             async with self._http.put(self._url, data=body, headers=headers, proxy=self._proxy,
                                       proxy_auth=self._proxy_auth) as response:

@@ -19,15 +19,15 @@ from .._ingest.points import Point
 from .._naming import RUN_TAG
 from .._session import Session
 from .aws import as_transport_error, boto_session, call_with_retries, error_code, open_client
-from .base import Artifact, Backend, ItemError, RunRecord
-from .metrics_http import MetricsHTTP
+from .base import Artifact, Backend, ItemError, MetricsTarget, RunRecord
+from .metrics_http import BATCH_LIMIT, MetricsHTTP
 
 logger = logging.getLogger("sagerun")
 
 class SageMakerBackend(Backend):
     """Runs as trial components of SageMaker Experiments; metrics through BatchPutMetrics."""
 
-    max_batch = 10
+    max_batch = BATCH_LIMIT
     remote = True
 
     def __init__(self, session: Session) -> None:
@@ -55,6 +55,12 @@ class SageMakerBackend(Backend):
                 stack.push_async_callback(self._metrics_http.aclose)
             self._stack = stack.pop_all()
         return self
+
+    def metrics_target(self) -> MetricsTarget | None:
+        if self._metrics_http is None:  # metrics_client="botocore" sends through aioboto3, in here
+            return None
+        return MetricsTarget(self._metrics.meta.endpoint_url, self._metrics.meta.region_name,
+                             self._metrics_http.credentials)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

@@ -1,0 +1,60 @@
+"""Messages between a run and its sender process: orjson documents, each behind a 4-byte length.
+
+One socket carries both directions; a lock per direction keeps frames whole when several tasks
+write (anyio refuses two concurrent sends on one stream).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import anyio
+import orjson
+from anyio.abc import UNIXSocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+_LENGTH = 4
+
+
+class Channel:
+    """Send and receive whole messages (JSON-able lists) over a connected Unix socket."""
+
+    def __init__(self, stream: UNIXSocketStream) -> None:
+        self._stream = stream
+        self._reader = BufferedByteReceiveStream(stream)
+        self._send_lock = anyio.Lock()
+
+    @classmethod
+    async def from_socket(cls, sock: socket.socket | int) -> Channel:
+        return cls(await UNIXSocketStream.from_socket(sock))
+
+    async def send(self, message: list[Any]) -> None:
+        """Send one message.
+
+        Raises:
+            anyio.BrokenResourceError, anyio.ClosedResourceError: the other side is gone.
+        """
+        payload = orjson.dumps(message)
+        async with self._send_lock:
+            await self._stream.send(len(payload).to_bytes(_LENGTH, "big") + payload)
+
+    async def receive(self) -> list[Any]:
+        """The next message.
+
+        Raises:
+            anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError: the other side is gone.
+        """
+        size = int.from_bytes(await self._reader.receive_exactly(_LENGTH), "big")
+        message = orjson.loads(await self._reader.receive_exactly(size))
+        if not isinstance(message, list) or not message:
+            raise ValueError(f"malformed sender message: {message!r:.80}")
+        return message
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+#: what ends a channel: the peer closed it, died, or sent half a frame
+GONE = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError,
+        ConnectionError)

@@ -1,0 +1,216 @@
+"""The sender process: sends one run's metrics so that the training process does not have to.
+
+Sending costs CPU and, in Python, the GIL: in the training process it slows every step. A run's
+forwarder starts ``python -m sagerun._ingest.sender FD`` (FD: its end of a Unix socket pair) and
+hands it points in bulk; this process runs the same drain as an inline run (batches, in-flight
+limit, retries, per-item errors) over the lean BatchPutMetrics path.
+
+Parent to sender: ``["start", settings, trial_component_name, endpoint_url, region, credentials, log_level]``,
+``["points", [[name, value, step, timestamp], ...]]``, ``["credentials", [key, secret, token]]``,
+``["flush", seq]``, ``["close", seconds]``. Sender to parent: ``["stats", {...}]``,
+``["dead", reason, points]`` (for the run's dead-letter hook), ``["log", level, text]``,
+``["flushed", seq]``, ``["closed"]``. If the parent goes away, the sender still delivers what it
+holds and keeps what it cannot deliver in the local store's spool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import socket
+import sys
+from typing import Any, NamedTuple, Sequence
+
+import anyio
+import anyio.abc
+
+from .._session import Session
+from ..backends.base import ItemError
+from ..backends.metrics_http import BATCH_LIMIT, MetricsHTTP
+from .batcher import Batcher
+from .frames import GONE, Channel
+from .points import Point
+from .queue import PointQueue
+
+logger = logging.getLogger("sagerun")
+
+#: seconds between reports of progress to the parent (it frees queue room as points settle)
+REPORT_INTERVAL = 0.05
+
+
+class FrozenCredentials(NamedTuple):
+    access_key: str
+    secret_key: str
+    token: str | None
+
+
+class PushedCredentials:
+    """Credentials the parent pushes (it refreshes them; this process never reads AWS config)."""
+
+    def __init__(self, frozen: Sequence[Any]) -> None:
+        self.frozen = FrozenCredentials(*frozen)
+
+    async def get_frozen_credentials(self) -> FrozenCredentials:
+        return self.frozen
+
+
+class HTTPSink:
+    """The drain's view of the lean BatchPutMetrics path."""
+
+    max_batch = BATCH_LIMIT
+    max_in_flight: int | None = None
+
+    def __init__(self, http: MetricsHTTP) -> None:
+        self.http = http
+
+    async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
+        return await self.http.put(trial_component_name, points)
+
+
+class Outbox(logging.Handler):
+    """Dead letters and log records waiting to be reported to the parent; once the parent is gone,
+    dead letters go to the spool and records to stderr."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(logging.DEBUG)
+        self.session = session
+        self.messages: list[list[Any]] = []
+        self.connected = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.connected:
+            self.messages.append(["log", record.levelno, record.getMessage()])
+        elif logging.lastResort is not None:
+            logging.lastResort.handle(record)
+
+    def dead_letter(self, trial_component_name: str, points: Sequence[Point], reason: str) -> None:
+        if self.connected:
+            self.messages.append(["dead", reason, list(points)])
+        else:
+            self._spool(trial_component_name, points, reason)
+
+    def take(self) -> list[list[Any]]:
+        messages, self.messages = self.messages, []
+        return messages
+
+    def disconnect(self, trial_component_name: str, unsent: list[list[Any]]) -> None:
+        """The parent is gone: keep the dead letters it did not get."""
+        self.connected = False
+        for message in unsent + self.take():
+            if message[0] == "dead":
+                self._spool(trial_component_name, [tuple(p) for p in message[2]], message[1])
+
+    def _spool(self, trial_component_name: str, points: Sequence[Point], reason: str) -> None:
+        from ..store.spool import spool_dead_letter
+
+        spool_dead_letter(self.session)(trial_component_name, points, reason)
+
+
+class Sender:
+    """Serves one run: reads the parent's messages, drains them through a Batcher, reports back."""
+
+    def __init__(self, channel: Channel, session: Session, trial_component_name: str,
+                 endpoint_url: str, region: str, credentials: Sequence[Any]) -> None:
+        self.channel = channel
+        self.session = session
+        self.trial_component_name = trial_component_name
+        self.credentials = PushedCredentials(credentials)
+        self.http = MetricsHTTP(endpoint_url, region, self.credentials, connections=session.max_in_flight,
+                                timeout=session.request_timeout)
+        # Unbounded here: the parent counts what it forwarded against its own capacity until this
+        # process reports it settled, so its full-queue policy bounds this queue too.
+        self.queue = PointQueue(sys.maxsize, "block")
+        self.outbox = Outbox(session)
+        self._reported: dict[str, Any] | None = None
+
+    async def serve(self) -> None:
+        logger.addHandler(self.outbox)
+        logger.propagate = False
+        try:
+            async with Batcher(self.queue, HTTPSink(self.http), self.trial_component_name, self.session,
+                               self.outbox.dead_letter, report=False) as batcher:
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(self._report_every_interval, batcher)
+                    close_in = await self._read(batcher, tasks)
+                    tasks.cancel_scope.cancel()
+                # The parent flushed before it asked to close: what is still here is what the rest of
+                # its close_timeout may deliver; the batcher hands the remainder to the dead letters.
+                batcher.session = dataclasses.replace(self.session, close_timeout=close_in)
+            await self._report(batcher)
+            await self._send(["closed"])
+        finally:
+            await self.http.aclose()
+
+    async def _read(self, batcher: Batcher, tasks: anyio.abc.TaskGroup) -> float:
+        """Handle the parent's messages until it asks to close (or is gone); the seconds left to close."""
+        put = self.queue.put
+        while True:
+            try:
+                message = await self.channel.receive()
+            except GONE:
+                self.outbox.disconnect(self.trial_component_name, [])
+                return self.session.close_timeout
+            kind = message[0]
+            if kind == "points":
+                for name, value, step, timestamp in message[1]:
+                    put((name, value, step, timestamp))
+            elif kind == "credentials":
+                self.credentials.frozen = FrozenCredentials(*message[1])
+            elif kind == "flush":
+                tasks.start_soon(self._flush, batcher, message[1])
+            elif kind == "close":
+                return max(0.0, float(message[1]))
+
+    async def _flush(self, batcher: Batcher, seq: int) -> None:
+        await batcher.flush()
+        await self._report(batcher)
+        await self._send(["flushed", seq])
+
+    async def _report_every_interval(self, batcher: Batcher) -> None:
+        while True:
+            await anyio.sleep(REPORT_INTERVAL)
+            await self._report(batcher)
+
+    async def _report(self, batcher: Batcher) -> None:
+        """Send dead letters, log records, then the counts (if they changed)."""
+        stats = batcher.stats()
+        counts = {"delivered": stats.delivered, "failed": stats.failed, "retried": stats.retried,
+                  "resent_unanswered": stats.resent_unanswered,
+                  "in_flight_limit": stats.in_flight_limit}
+        for message in self.outbox.take():
+            await self._send(message)
+        if counts != self._reported:
+            self._reported = counts
+            await self._send(["stats", counts])
+
+    async def _send(self, message: list[Any]) -> None:
+        if not self.outbox.connected:
+            return
+        try:
+            await self.channel.send(message)
+        except GONE:
+            self.outbox.disconnect(self.trial_component_name, [message])
+
+
+async def serve(fd: int) -> None:
+    channel = await Channel.from_socket(socket.socket(fileno=fd))
+    kind, settings, trial_component_name, endpoint_url, region, credentials, level = await channel.receive()
+    if kind != "start":
+        raise ValueError(f"the sender process expected 'start', got {kind!r}")
+    logger.setLevel(level)  # records below the parent's level would only be dropped there
+    sender = Sender(channel, Session(**settings), trial_component_name, endpoint_url, region, credentials)
+    try:
+        await sender.serve()
+    finally:
+        await channel.aclose()
+
+
+def main() -> None:
+    # Ctrl-C is for the training process; this one ends when its parent closes the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    anyio.run(serve, int(sys.argv[1]))
+
+
+if __name__ == "__main__":
+    main()

@@ -48,6 +48,8 @@ class Row:
     steps: int = 10_000       # of 10 metrics each
     deadline: float = 60.0    # seconds any one logging loop may run
     queue: int = 0            # sagerun's queue_capacity (0: room for the whole workload)
+    sender: str = ""          # sagerun's Session.sender ("": its default, the sender process)
+    timeout: int = ROW_TIMEOUT
     result: dict = field(default_factory=dict)
 
     @property
@@ -63,7 +65,7 @@ def million_rows() -> list[Row]:
                 queue=100_000) for v in ("sync", "numpy")]
 
 
-def rows(quick: bool) -> list[Row]:
+def rows(quick: bool, mlflow_points: int) -> list[Row]:
     sm, mlf = str(VENVS / "sagemaker/bin/python"), str(VENVS / "mlflow/bin/python")
     n = 1_000 if quick else 10_000
     table = [Row("fake ceiling (aiohttp, 32 in flight)", "fake_ceiling.py", deadline=3),
@@ -77,11 +79,17 @@ def rows(quick: bool) -> list[Row]:
                   for v in ("async", "sync", "numpy")]
     table += [Row(f"sagerun {v}", "sagerun_run.py", variant=v, sink="local", steps=n) for v in ("async", "sync", "numpy")]
     # MLflow stores ~50-200 points/s: 3,000 points already take most of a minute to drain.
-    table += [Row("MLflow 3.x async", "mlflow_async.py", mlf, sink="local", steps=n // 30)]
+    if mlflow_points:  # the 100k: ~20 min for MLflow to store them
+        table += [Row("MLflow 3.x async", "mlflow_async.py", mlf, sink="local", steps=mlflow_points // 10,
+                      deadline=3600, timeout=3600)]
+    else:
+        table += [Row("MLflow 3.x async", "mlflow_async.py", mlf, sink="local", steps=n // 30)]
     train = dict(workload="train", latency=20, steps=2_000 if not quick else 300, deadline=5)
     table += [Row("deque.append floor", "floor.py", sink="none", **train),
               Row("SageMaker SDK 2.257.7", "sagemaker_sdk.py", sm, **train)]
     table += [Row(f"sagerun {v}", "sagerun_run.py", variant=v, **train) for v in ("async", "sync", "numpy")]
+    table += [Row(f"sagerun {v}, inline sender", "sagerun_run.py", variant=v, sender="inline", **train)
+              for v in ("async", "sync")]
     table += [Row("MLflow 3.x async", "mlflow_async.py", mlf, **{**train, "deadline": 3}, sink="local")]
     return table
 
@@ -94,15 +102,17 @@ def run_row(row: Row, fakes: dict[int, str], moto: str) -> None:
         cmd += ["--variant", row.variant]
     if row.queue:
         cmd += ["--queue", str(row.queue)]
+    if row.sender:
+        cmd += ["--sender", row.sender]
     env = {**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONWARNINGS": "ignore"}
     with tempfile.TemporaryDirectory(prefix="compare-") as store:
         if row.sink == "local":
             cmd += ["--store", store]
         fake_reset(fake)
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=ROW_TIMEOUT, env=env)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=row.timeout, env=env)
         except subprocess.TimeoutExpired:
-            row.result = {"failed": f"timed out after {ROW_TIMEOUT} s"}
+            row.result = {"failed": f"timed out after {row.timeout} s"}
             return
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -229,13 +239,15 @@ def print_table(table: list[Row]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the points, to check the harness")
-    parser.add_argument("--only", help="run only the rows whose contender contains this")
+    parser.add_argument("--only", help="run only the rows whose contender or sink contains this")
+    parser.add_argument("--mlflow-points", type=int, default=0,
+                        help="points for MLflow's row (default 3,330; the issue's 100,000 take ~20 min)")
     parser.add_argument("--million", action="store_true", help="add the 1M-point rows (~4 min more)")
     args = parser.parse_args()
     if not (VENVS / "sagemaker/bin/python").exists() or not (VENVS / "mlflow/bin/python").exists():
         raise SystemExit("run `bash benchmarks/setup_contenders.sh` first")
-    table = rows(args.quick) + (million_rows() if args.million else [])
-    table = [row for row in table if not args.only or args.only in row.contender]
+    table = rows(args.quick, args.mlflow_points) + (million_rows() if args.million else [])
+    table = [row for row in table if not args.only or args.only in row.contender or args.only in row.where]
     load_before = os.getloadavg()
     started = time.time()
     with moto_server() as moto, metrics_fake(0) as fake0, metrics_fake(20) as fake20:

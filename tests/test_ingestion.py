@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -12,6 +13,12 @@ import numpy as np
 import pytest
 
 import sagerun
+
+
+@pytest.fixture(params=["process", "inline"])
+def session(request: pytest.FixtureRequest, session: sagerun.Session) -> sagerun.Session:
+    """Every engine behaviour holds whether the points are sent from a sender process or inline."""
+    return dataclasses.replace(session, sender=request.param)
 
 
 def received(fake) -> Counter:

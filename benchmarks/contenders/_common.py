@@ -47,6 +47,7 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--moto", help="URL of the moto server (control calls)")
     parser.add_argument("--store", help="folder of a local store (sagerun's, MLflow's SQLite)")
     parser.add_argument("--variant", default="", help="contender-specific choice, e.g. the sagerun API")
+    parser.add_argument("--sender", default="process", help="sagerun's Session.sender")
     parser.add_argument("--queue", type=int, default=0,
                         help="sagerun's queue_capacity; 0: room for the whole workload")
     return parser.parse_args()
@@ -159,8 +160,10 @@ def train_result(off: list[tuple[int, float]], on: tuple[int, float]) -> dict[st
 
 def emit(result: dict[str, Any], cpu_s: float) -> None:
     """Print the contender's one JSON line, with the CPU seconds its workload used (all threads of
-    the process: a tracker's sender threads count) and the process's peak RSS."""
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    the process and its ended child processes: a tracker's sender threads and processes count) and
+    the peak RSS of the process plus that of its largest child (sagerun's sender process)."""
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_rss_mib"] = rss_kib / 1024  # Linux: KiB
     calls = result.pop("calls", None)
     if calls is not None:
         result.update(calls.summary(timer_overhead_ns()))
@@ -170,6 +173,6 @@ def emit(result: dict[str, Any], cpu_s: float) -> None:
 
 
 def cpu_now() -> float:
-    """CPU seconds of the whole process so far, user and system, every thread."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU seconds of the whole process so far, user and system, every thread, and of its child
+    processes that have ended (sagerun's sender process ends when its run closes)."""
+    return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))

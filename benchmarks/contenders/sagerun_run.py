@@ -27,7 +27,8 @@ def session(args) -> sagerun.Session:
     if args.store:
         return sagerun.Session(backend="local", store=args.store, queue_capacity=capacity, close_timeout=600)
     return sagerun.Session(backend="sagemaker", region="us-east-1", endpoint_url=args.moto,
-                           metrics_endpoint_url=args.fake, queue_capacity=capacity, close_timeout=600)
+                           metrics_endpoint_url=args.fake, queue_capacity=capacity, close_timeout=600,
+                           sender=args.sender)
 
 
 def stored(args, name: str) -> int | None:

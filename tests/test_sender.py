@@ -49,11 +49,22 @@ async def test_metrics_go_out_from_a_sender_process_that_ends_with_the_run(sessi
         assert len(senders()) == 1
         for step in range(3_000):
             await run.log_metric("loss", step / 7, step=step)
+            if step % 100 == 0:
+                await anyio.sleep(0.05)  # a run of a few seconds: the sender is up and sending
     assert senders() == []
     assert received(metrics_fake) == Counter((step, step / 7) for step in range(3_000))
     assert metrics_fake.violations == []
     stats = run.ingest_stats
     assert (stats.enqueued, stats.delivered, stats.failed, stats.queued, stats.in_flight) == (3_000, 3_000, 0, 0, 0)
+
+
+async def test_a_run_that_closes_before_its_sender_is_up_sends_from_the_run(session, metrics_fake):
+    async with sagerun.Run("exp", "short", session=session) as run:
+        for step in range(25):
+            await run.log_metric("loss", step / 7, step=step)
+    assert senders() == []
+    assert received(metrics_fake) == Counter((step, step / 7) for step in range(25))
+    assert (run.ingest_stats.delivered, run.ingest_stats.failed) == (25, 0)
 
 
 async def test_inline_sender_starts_no_process(session, metrics_fake):

@@ -68,6 +68,9 @@ class Forwarder:
         self._inline: Batcher | None = None
         self._inline_ready = anyio.Event()
         self._dead = False
+        self._ready = anyio.Event()
+        self._abandoned = False
+        """Closed before the sender process was ready: stopped unused, the points sent from here."""
         self._closed = anyio.Event()
         self._flushes: dict[int, anyio.Event] = {}
         self._seq = itertools.count()
@@ -215,6 +218,8 @@ class Forwarder:
         queue = self.queue
         channel = self._channel
         assert channel is not None
+        if not await self._sender_ready():
+            return
         next_credentials = time.monotonic() + CREDENTIALS_INTERVAL
         while not self._dead:
             waiting = len(queue)
@@ -234,6 +239,21 @@ class Forwarder:
             self._progress.set()
             self._progress = anyio.Event()
 
+    async def _sender_ready(self) -> bool:
+        """Wait until the sender process is ready (it starts in about a second); a run that closes
+        before then sends its points from here, so that short runs never wait for a process."""
+        while not self._ready.is_set():
+            if self._closing or self._dead:
+                assert self._process is not None
+                self._abandoned = self._dead = True
+                self._process.kill()
+                self._progress.set()
+                return False
+            with anyio.move_on_after(self.session.linger):
+                await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+        return True
+
     async def _send_or_keep(self, channel: Channel, message: list[Any], points: list[Point]) -> bool:
         """Send ``message``; if the sender is gone, its ``points`` go to the dead-letter hook."""
         try:
@@ -251,7 +271,9 @@ class Forwarder:
             while True:
                 message = await self._channel.receive()
                 kind = message[0]
-                if kind == "stats":
+                if kind == "ready":
+                    self._ready.set()
+                elif kind == "stats":
                     self._settle(message[1])
                 elif kind == "dead":
                     self._keep([(n, v, s, t) for n, v, s, t in message[2]], message[1], counted=True)
@@ -281,6 +303,8 @@ class Forwarder:
 
     def _sender_died(self) -> None:
         assert self._process is not None
+        if self._abandoned:
+            return
         unsettled = self.forwarded - self.settled
         self.lost += unsettled
         self.settled = self.forwarded

@@ -7,7 +7,7 @@ limit, retries, per-item errors) over the lean BatchPutMetrics path.
 
 Parent to sender: ``["start", settings, trial_component_name, endpoint_url, region, credentials, log_level]``,
 ``["points", [[name, value, step, timestamp], ...]]``, ``["credentials", [key, secret, token]]``,
-``["flush", seq]``, ``["close", seconds]``. Sender to parent: ``["stats", {...}]``,
+``["flush", seq]``, ``["close", seconds]``. Sender to parent: ``["ready"]``, ``["stats", {...}]``,
 ``["dead", reason, points]`` (for the run's dead-letter hook), ``["log", level, text]``,
 ``["flushed", seq]``, ``["closed"]``. If the parent goes away, the sender still delivers what it
 holds and keeps what it cannot deliver in the local store's spool.
@@ -130,6 +130,7 @@ class Sender:
         try:
             async with Batcher(self.queue, HTTPSink(self.http), self.trial_component_name, self.session,
                                self.outbox.dead_letter, report=False) as batcher:
+                await self._send(["ready"])
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(self._report_every_interval, batcher)
                     close_in = await self._read(batcher, tasks)

@@ -46,6 +46,14 @@ _FORGET_INTERVAL = 0.2
 
 #: per-item codes worth sending again; the rest are the caller's to fix and are reported
 RETRYABLE_ITEM_CODES = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})
+#: how the reason given to the dead-letter hook begins when the API refused the points for good
+REFUSED = "refused by the backend: "
+
+
+def refusal_code(reason: str) -> str | None:
+    """The API's code when ``reason`` (given to a dead-letter hook) says the points were refused
+    for good, so that sending them again as they are would be refused again; else ``None``."""
+    return reason[len(REFUSED):] if reason.startswith(REFUSED) else None
 
 
 class _Batch:
@@ -268,7 +276,7 @@ class Batcher:
             self._forget.extend(batch.ids[i] for i in range(len(points)) if i not in codes)
         for code in sorted(set(codes.values()) - RETRYABLE_ITEM_CODES):
             refused = [points[i] for i, c in codes.items() if c == code]
-            self._fail(refused, f"refused by the backend: {code}", batch.ids is not None)
+            self._fail(refused, REFUSED + code, batch.ids is not None)
         batch.keep([i for i, c in sorted(codes.items()) if c in RETRYABLE_ITEM_CODES])
         if batch.points:
             raise TransportError(f"{len(batch.points)} points came back with a transient item error", retryable=True)

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Iterable, NamedTuple, Sequence
 
-from .._ingest.batcher import DeadLetter
+from .._ingest.batcher import DeadLetter, refusal_code
 from .._ingest.points import Point
 from .._session import Session
 from .db import connect, transaction
@@ -64,19 +64,21 @@ class Spool:
             raise RuntimeError(f"the spool of {self.store_path} is closed")
         return self._conn
 
-    def add(self, trial_component_name: str, points: Sequence[Point], reason: str) -> range:
-        """Keep ``points`` of ``trial_component_name`` with the ``reason`` they were not delivered;
-        return their row ids, in the order of ``points``.
+    def add(self, trial_component_name: str, points: Sequence[Point], reason: str,
+            refused: str | None = None) -> range:
+        """Keep ``points`` of ``trial_component_name`` with the ``reason`` they were not delivered
+        (set aside at once with the API's code if ``refused``); return their row ids, in the order
+        of ``points``.
 
         Raises:
             sqlite3.Error: they could not be written (nothing of them is kept).
         """
         now = time.time()
-        rows = [(trial_component_name, name, value, step, timestamp, reason, now)
+        rows = [(trial_component_name, name, value, step, timestamp, reason, now, refused)
                 for name, value, step, timestamp in points]
         with self._lock, transaction(self._db()) as conn:
             conn.executemany("INSERT INTO spool (trial_component_name, name, value, step, timestamp, reason, "
-                             "added_time) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                             "added_time, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             # The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so no other writer can
             # interleave: the rows got consecutive ids ending at the last one inserted.
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -161,10 +163,17 @@ def spool_dead_letter(session: Session) -> DeadLetter:
     """
 
     def dead_letter(trial_component_name: str, points: Sequence[Point], reason: str) -> None:
+        code = refusal_code(reason)
         with Spool(session.store_path) as spool:
-            spool.add(trial_component_name, points, reason)
-        logger.warning("sagerun: %d points of %s could not be delivered (%s); kept in the spool of %s: "
-                       "`sagerun sync --store %s` sends them", len(points), trial_component_name, reason,
-                       session.store_path, session.store_path)
+            spool.add(trial_component_name, points, reason, refused=code)
+        store = session.store_path
+        if code is None:
+            logger.warning("sagerun: %d points of %s could not be delivered (%s); kept in the spool of %s: "
+                           "`sagerun sync --store %s` sends them", len(points), trial_component_name, reason,
+                           store, store)
+        else:  # sent again as they are, they would be refused again
+            logger.warning("sagerun: %d points of %s were refused by SageMaker (%s); set aside in the spool of "
+                           "%s: `sagerun sync --store %s --retry-refused` sends them once the cause is fixed",
+                           len(points), trial_component_name, code, store, store)
 
     return dead_letter

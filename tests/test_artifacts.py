@@ -104,6 +104,17 @@ async def test_given_bucket_prefix_and_kms_encryption_are_used(session, sagemake
         "Value": uri, "MediaType": "text/csv"}
 
 
+async def test_load_run_takes_the_artifact_bucket_and_prefix_as_the_sdk_does(session, s3, tmp_path):
+    s3.create_bucket(Bucket="loaded-artifacts")
+    report = tmp_path / "notes.txt"
+    report.write_text("loaded")
+    async with await sagerun.load_run("loaded", "exp", session=session, artifact_bucket="loaded-artifacts",
+                                      artifact_prefix="team") as run:
+        uri = await run.log_file(report)
+    assert uri == "s3://loaded-artifacts/team/exp-loaded/notes.txt"
+    assert s3.get_object(Bucket="loaded-artifacts", Key="team/exp-loaded/notes.txt")["Body"].read() == b"loaded"
+
+
 async def test_large_file_is_uploaded_in_parts_while_metrics_keep_flowing(session, s3, metrics_fake, tmp_path):
     mib = 1024 * 1024
     big = tmp_path / "checkpoint.bin"

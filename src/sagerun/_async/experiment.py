@@ -29,7 +29,8 @@ _DELETE_CONFIRMATION = "--force"
 
 
 async def load_run(run_name: str | None = None, experiment_name: str | None = None,
-                   session: Session | None = None, *, dead_letter: DeadLetter | None = None) -> Run:
+                   session: Session | None = None, *, dead_letter: DeadLetter | None = None,
+                   artifact_bucket: str | None = None, artifact_prefix: str | None = None) -> Run:
     """The run to log to, found as the SageMaker SDK finds it; enter it with ``async with``.
 
     With ``run_name`` and ``experiment_name``, that run (created if missing, as ``Run`` does);
@@ -45,6 +46,9 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
         experiment_name: the experiment's name; needs ``run_name``.
         session: connection and engine settings; ``Session.from_env()`` when ``None``.
         dead_letter: called with points that could not be delivered (see ``Run``).
+        artifact_bucket: the S3 bucket of files, charts and tables (see ``Run``); not used when
+            the current run is returned, which keeps its own.
+        artifact_prefix: the S3 key prefix they go under (see ``Run``); likewise.
 
     Raises:
         ValueError: only one of ``run_name`` and ``experiment_name`` was given, or a bad name.
@@ -63,7 +67,8 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
         if overridden:
             logger.warning("sagerun: load_run(run_name=%r, experiment_name=%r) loads that run; the explicit names "
                            "win over %s", run_name, experiment_name, overridden)
-        return Run(experiment_name, run_name, session=session, dead_letter=dead_letter)
+        return Run(experiment_name, run_name, session=session, dead_letter=dead_letter,
+                   artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
     current = current_run.get()
     if current is not None:
         return _handed_out(current)
@@ -93,7 +98,8 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             f"{experiment!r} (a run's trial component is named '<experiment>-<run>'). Start the job with "
             "ExperimentConfig=run.experiment_config"
         )
-    return Run(experiment, component[len(prefix):], session=session, dead_letter=dead_letter)
+    return Run(experiment, component[len(prefix):], session=session, dead_letter=dead_letter,
+               artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
 
 
 def _in_job() -> bool:

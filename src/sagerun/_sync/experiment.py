@@ -23,6 +23,8 @@ def load_run(
     session: Session | None = None,
     *,
     dead_letter: DeadLetter | None = None,
+    artifact_bucket: str | None = None,
+    artifact_prefix: str | None = None,
 ) -> Run:
     """The run to log to, found as the SageMaker SDK finds it; enter it with ``with``.
 
@@ -39,6 +41,9 @@ def load_run(
         experiment_name: the experiment's name; needs ``run_name``.
         session: connection and engine settings; ``Session.from_env()`` when ``None``.
         dead_letter: called with points that could not be delivered (see ``Run``).
+        artifact_bucket: the S3 bucket of files, charts and tables (see ``Run``); not used when
+            the current run is returned, which keeps its own.
+        artifact_prefix: the S3 key prefix they go under (see ``Run``); likewise.
 
     Raises:
         ValueError: only one of ``run_name`` and ``experiment_name`` was given, or a bad name.
@@ -52,6 +57,8 @@ def load_run(
         experiment_name=experiment_name,
         session=session,
         dead_letter=dead_letter,
+        artifact_bucket=artifact_bucket,
+        artifact_prefix=artifact_prefix,
     )
     return _twins.to_sync(result)
 

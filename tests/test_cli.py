@@ -87,7 +87,7 @@ def test_runs_lists_runs_in_a_table_and_as_json(store: str) -> None:
     assert "│ vision     │ wide     │ Completed │" in table
     listed = orjson.loads(run_cli("runs", "vision", "--store", store, "--json").stdout)
     assert [(r["experiment"], r["run"], r["metric_count"], r["point_count"]) for r in listed] == [
-        ("vision", "baseline", 2, 5), ("vision", "wide", 2, 5)]
+        ("vision", "wide", 2, 5), ("vision", "baseline", 2, 5)]  # newest first
 
 
 def test_show_prints_parameters_and_metric_summaries(store: str) -> None:

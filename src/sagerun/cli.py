@@ -154,9 +154,9 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
 @_store_options
 @click.argument("experiment", required=False)
 def runs(store: str | None, as_json: bool, experiment: str | None) -> None:
-    """List the runs of the local store, or of EXPERIMENT."""
+    """List the runs of the local store, or of EXPERIMENT, newest first (as list_runs does)."""
     with _open(store) as conn:
-        found = queries.list_runs(conn, experiment)
+        found = queries.list_runs(conn, experiment)[::-1]
     if as_json:
         _echo_json([run.as_json() for run in found])
         return

@@ -45,7 +45,7 @@ class Row:
     workload: str = "points"
     sink: str = "fake"        # "fake", "local" (a fresh store folder) or "none"
     latency: int = 0          # ms added by the fake
-    steps: int = 10_000       # of 10 metrics each
+    steps: int = 10_000       # of 10 metrics each (workload "runs": runs of 100 points each)
     deadline: float = 60.0    # seconds any one logging loop may run
     queue: int = 0            # sagerun's queue_capacity (0: room for the whole workload)
     sender: str = ""          # sagerun's Session.sender ("": its default, the sender process)
@@ -91,6 +91,19 @@ def rows(quick: bool, mlflow_points: int) -> list[Row]:
     table += [Row(f"sagerun {v}, inline sender", "sagerun_run.py", variant=v, sender="inline", **train)
               for v in ("async", "sync")]
     table += [Row("MLflow 3.x async", "mlflow_async.py", mlf, **{**train, "deadline": 3}, sink="local")]
+    # Short runs one after the other: what opening and closing a run costs. MLflow's ~1 s a run is bounded.
+    runs = {"workload": "runs", "steps": 10 if quick else 100}
+    table += [Row(f"sagerun {v}", "sagerun_run.py", variant=v, latency=20, **runs) for v in ("async", "sync")]
+    table += [Row(f"sagerun {v}, inline sender", "sagerun_run.py", variant=v, sender="inline", latency=20, **runs)
+              for v in ("async", "sync")]
+    table += [Row("SageMaker SDK 2.257.7", "sagemaker_sdk.py", sm, latency=20, **runs)]
+    table += [Row(f"sagerun {v}", "sagerun_run.py", variant=v, sink="local", **runs) for v in ("async", "sync")]
+    table += [Row("MLflow 3.x async", "mlflow_async.py", mlf, sink="local", **runs, deadline=10 if quick else 60)]
+    # 5 bursts (a fifth of the steps each) with 1 s of idle time between them; the SDK's ~2.6 ms a
+    # call at 20 ms gets a tenth of the points, as in the points rows.
+    bursty = {"workload": "bursty", "latency": 20}
+    table += [Row(f"sagerun {v}", "sagerun_run.py", variant=v, steps=n, **bursty) for v in ("async", "sync")]
+    table += [Row("SageMaker SDK 2.257.7", "sagemaker_sdk.py", sm, steps=n // 10, **bursty)]
     return table
 
 
@@ -131,7 +144,8 @@ def run_row(row: Row, fakes: dict[int, str], moto: str) -> None:
         r.setdefault("failed", f"{r['lost']} points lost")
     r["loop_us_per_point"] = r["log_s"] / r["logged"] * 1e6 if r["logged"] else None
     r["delivered_per_s"] = r["delivered"] / r["e2e_s"] if r["e2e_s"] else None
-    r["cpu_s_per_m"] = r["cpu_s"] / r["delivered"] * 1e6 if r["delivered"] and row.workload == "points" else None
+    # The train workload's CPU is mostly its matmuls, not the tracker's.
+    r["cpu_s_per_m"] = r["cpu_s"] / r["delivered"] * 1e6 if r["delivered"] and row.workload != "train" else None
     row.result = r
 
 
@@ -143,13 +157,15 @@ def find(table: list[Row], contender: str, workload: str = "points", where: str 
 
 
 def add_ratios(table: list[Row]) -> None:
-    """Against the sagerun async row of the same workload and sink, measured in this run."""
+    """Against the sagerun async row of the same workload and sink, measured in this run. The caller's
+    cost of the runs workload is a whole run's."""
     for row in table:
         ref = find(table, "sagerun async", row.workload, row.where)
         r = row.result
+        cost = "per_run_ms" if row.workload == "runs" else "call_mean_us"
         if ref and "failed" not in r:
-            if r.get("call_mean_us") is not None and ref.get("call_mean_us"):
-                r["caller_vs_sagerun"] = r["call_mean_us"] / ref["call_mean_us"]
+            if r.get(cost) is not None and ref.get(cost):
+                r["caller_vs_sagerun"] = r[cost] / ref[cost]
             if r.get("delivered_per_s") and ref.get("delivered_per_s"):
                 r["rate_vs_sagerun"] = r["delivered_per_s"] / ref["delivered_per_s"]
 
@@ -215,12 +231,13 @@ def targets(table: list[Row]) -> list[tuple[str, str, bool | None]]:
 
 
 def fmt(value: object, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """``value`` in ``spec``; a missing one as "-" in the same width, so the columns stay aligned."""
+    return format(value, spec) if value is not None else "-".rjust(len(format(0.0, spec)))
 
 
 def print_table(table: list[Row]) -> None:
     head = (f"{'contender':<37}{'workload':<9}{'where':<12}{'logged':>8}{'lost':>6}{'call µs':>9}{'p50':>8}"
-            f"{'p99':>9}{'loop µs':>9}{'e2e s':>8}{'pts/s':>11}{'CPU s/M':>9}{'RSS MiB':>8}{'slow %':>8}"
+            f"{'p99':>9}{'loop µs':>9}{'run ms':>8}{'e2e s':>8}{'pts/s':>11}{'CPU s/M':>9}{'RSS MiB':>8}{'slow %':>8}"
             f"{'caller×':>8}{'rate×':>7}")
     print(head)
     for row in table:
@@ -230,7 +247,7 @@ def print_table(table: list[Row]) -> None:
             continue
         print(f"{row.contender:<37}{row.workload:<9}{row.where:<12}{r['logged']:>8,}{r['lost']:>6}"
               f"{fmt(r.get('call_mean_us'), '9.3f')}{fmt(r.get('call_p50_us'), '8.3f')}{fmt(r.get('call_p99_us'), '9.1f')}"
-              f"{fmt(r.get('loop_us_per_point'), '9.2f')}{r['e2e_s']:>8.2f}{fmt(r.get('delivered_per_s'), '11,.0f')}"
+              f"{fmt(r.get('loop_us_per_point'), '9.2f')}{fmt(r.get('per_run_ms'), '8.1f')}{r['e2e_s']:>8.2f}{fmt(r.get('delivered_per_s'), '11,.0f')}"
               f"{fmt(r.get('cpu_s_per_m'), '9.1f')}{r['peak_rss_mib']:>8.0f}{fmt(r.get('slowdown_pct'), '+8.1f')}"
               f"{fmt(r.get('caller_vs_sagerun'), '8.2f')}{fmt(r.get('rate_vs_sagerun'), '7.2f')}"
               + (f"  FAILED: {r['failed']}" if "failed" in r else ""))
@@ -238,7 +255,7 @@ def print_table(table: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a tenth of the points, to check the harness")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the points and runs, to check the harness")
     parser.add_argument("--only", help="run only the rows whose contender or sink contains this")
     parser.add_argument("--mlflow-points", type=int, default=0,
                         help="points for MLflow's row (default 3,330; the issue's 100,000 take ~20 min)")

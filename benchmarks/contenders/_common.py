@@ -5,13 +5,21 @@ own virtual environment (sagerun's, the SageMaker SDK's, MLflow's).
 Workloads (one per process, so that peak RSS and CPU are the contender's own):
   points  10 metrics x N steps, one call per point, each call timed with perf_counter_ns; then the
           tracker is closed and the time until close returns is the end-to-end time.
+  bursty  the points workload with its N steps split into --bursts bursts and --idle seconds of sleep
+          between them: the calls of a burst that follows idle time are timed as well (a sender
+          that went quiet must wake up without the caller paying for it). The idle time is not
+          part of log_s, but is part of e2e_s.
+  runs    N runs one after the other, each opened, given 10 metrics x 10 steps (one call per point)
+          and closed: the per-run overhead (per_run_ms, and its p50 and p99), which a long run hides.
   train   a loop doing fixed numpy work per step, first without the tracker, then logging 10 metrics
           per step, then without again (the baseline is the mean of the two "off" phases, which
           evens out load that changes during the run); steps/s off and on give the slowdown.
 
 Every loop stops at --steps or at --deadline seconds, whichever comes first: the slow contenders
-(the SageMaker SDK at 20 ms, MLflow) would otherwise take many minutes. The points actually logged
-are reported, and the runner compares them with the points delivered.
+(the SageMaker SDK at 20 ms, MLflow) would otherwise take many minutes. The deadline bounds each burst
+of the bursty workload, so that every burst happens, and the runs workload stops only between runs,
+so that every run it opened is closed. The points actually logged are reported, and the runner
+compares them with the points delivered.
 """
 
 from __future__ import annotations
@@ -34,13 +42,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 METRICS = tuple(f"m{i}" for i in range(10))
+RUN_STEPS = 10  # of each run of the runs workload: 100 points, a short run
 EXPERIMENT = "bench"  # lowercase: the SageMaker SDK puts it into the trial component name
 
 
 def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--workload", choices=("points", "train"), default="points")
-    parser.add_argument("--steps", type=int, default=10_000, help="steps of 10 metrics each")
+    parser.add_argument("--workload", choices=("points", "bursty", "runs", "train"), default="points")
+    parser.add_argument("--steps", type=int, default=10_000,
+                        help="steps of 10 metrics each (all bursts together); for --workload runs, the runs")
+    parser.add_argument("--bursts", type=int, default=5, help="bursts of the bursty workload")
+    parser.add_argument("--idle", type=float, default=1.0, help="seconds of sleep between bursts")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds a logging loop may run")
     parser.add_argument("--matmul", type=int, default=256, help="side of the square matmul of a train step")
     parser.add_argument("--fake", help="URL of the metrics fake")
@@ -80,28 +92,75 @@ class Calls:
         self.samples[self.count] = ns
         self.count += 1
 
-    def summary(self, overhead_ns: float) -> dict[str, float]:
+    def summary(self, overhead_ns: float, keys: tuple[str, str, str] = ("call_mean_us", "call_p50_us", "call_p99_us"),
+                unit_ns: float = 1e3) -> dict[str, float]:
+        """Mean, median and 99th percentile, named by ``keys``, in units of ``unit_ns``."""
         done = sorted(self.samples[: self.count])
         if not done:
-            return {"call_mean_us": float("nan"), "call_p50_us": float("nan"), "call_p99_us": float("nan")}
-        return {"call_mean_us": max(sum(done) / len(done) - overhead_ns, 0) / 1e3,
-                "call_p50_us": max(done[len(done) // 2] - overhead_ns, 0) / 1e3,
-                "call_p99_us": max(done[int(len(done) * 0.99)] - overhead_ns, 0) / 1e3}
+            return dict.fromkeys(keys, float("nan"))
+        mean, p50, p99 = sum(done) / len(done), done[len(done) // 2], done[int(len(done) * 0.99)]
+        return {key: max(ns - overhead_ns, 0) / unit_ns for key, ns in zip(keys, (mean, p50, p99))}
+
+
+def bursts(args: argparse.Namespace) -> list[range]:
+    """The steps of each burst: one for the points workload, --bursts for the bursty one."""
+    count = args.bursts if args.workload == "bursty" else 1
+    return [range(args.steps * i // count, args.steps * (i + 1) // count) for i in range(count)]
 
 
 def log_points(log: Callable[[str, float, int], Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The points workload for a synchronous call `log(name, value, step)`."""
+    """The points or bursty workload for a synchronous call `log(name, value, step)`."""
     calls, clock = Calls(args.steps * len(METRICS)), time.perf_counter_ns
+    started, idle = time.perf_counter(), 0.0
+    for burst, steps in enumerate(bursts(args)):
+        if burst:
+            idle += idle_between_bursts(args)
+        stop = time.perf_counter() + args.deadline
+        for step in steps:
+            for name in METRICS:
+                begin = clock()
+                log(name, 0.5, step)
+                calls.add(clock() - begin)
+            if time.perf_counter() > stop:
+                break
+    return {"logged": calls.count, "log_s": time.perf_counter() - started - idle, "idle_s": idle, "calls": calls}
+
+
+def idle_between_bursts(args: argparse.Namespace) -> float:
+    """Sleep --idle seconds; return the seconds actually slept."""
+    started = time.perf_counter()
+    time.sleep(args.idle)
+    return time.perf_counter() - started
+
+
+PER_RUN = ("per_run_ms", "per_run_p50_ms", "per_run_p99_ms")
+
+
+def log_runs(args: argparse.Namespace, tracked: Callable[[], ContextManager[Any]],
+             log_with: Callable[[Any], Callable[[str, float, int], Any]]) -> dict[str, Any]:
+    """The runs workload: --steps runs, each ``tracked()`` (the contender's run) given the points
+    ``log_with(run)`` logs, and timed from opening to closed."""
+    times, clock = Calls(args.steps), time.perf_counter_ns
     stop = time.perf_counter() + args.deadline
     started = time.perf_counter()
-    for step in range(args.steps):
-        for name in METRICS:
-            begin = clock()
-            log(name, 0.5, step)
-            calls.add(clock() - begin)
+    for _ in range(args.steps):
+        begin = clock()
+        with tracked() as run:
+            log = log_with(run)
+            for step in range(RUN_STEPS):
+                for name in METRICS:
+                    log(name, 0.5, step)
+        times.add(clock() - begin)
         if time.perf_counter() > stop:
             break
-    return {"logged": calls.count, "log_s": time.perf_counter() - started, "calls": calls}
+    return runs_result(times, time.perf_counter() - started)
+
+
+def runs_result(times: Calls, seconds: float) -> dict[str, Any]:
+    """The runs workload's figures from the time of each run; every run is closed, so its loop is
+    end to end."""
+    return {"logged": times.count * RUN_STEPS * len(METRICS), "runs": times.count, "log_s": seconds,
+            "e2e_s": seconds, **times.summary(0, PER_RUN, 1e6)}
 
 
 def matmul_work(size: int) -> Callable[[], None]:

@@ -2,7 +2,8 @@
 
 Runs in benchmarks/.venvs/mlflow. The store is `<--store>/mlflow.db`; its schema is created (the
 migrations take seconds) before the clock starts. End to end is until `flush_async_logging()` and
-`end_run()` return; the points stored are counted in the `metrics` table afterwards.
+`end_run()` return; the points stored are counted in the `metrics` table afterwards. The runs
+workload is many short runs into the same store.
 """
 
 from __future__ import annotations
@@ -43,18 +44,19 @@ def main() -> None:
     path = open_store(args.store)
     cpu = _common.cpu_now()
     run_ids: list[str] = []
-    if args.workload == "points":
+    if args.workload in ("points", "bursty"):
         started = time.perf_counter()
         with logged_run(run_ids):
             result = _common.log_points(log, args)
         result["e2e_s"] = time.perf_counter() - started
+    elif args.workload == "runs":
+        result = _common.log_runs(args, lambda: logged_run(run_ids), lambda _: log)
     else:
         result = _common.train(args, lambda: logged_run(run_ids), lambda _, work: _common.logging_step(work, log))
-    [run_id] = run_ids
     cpu = _common.cpu_now() - cpu
     with sqlite3.connect(path) as conn:
-        (result["delivered_local"],) = conn.execute("SELECT count(*) FROM metrics WHERE run_uuid = ?",
-                                                    (run_id,)).fetchone()
+        (result["delivered_local"],) = conn.execute(
+            f"SELECT count(*) FROM metrics WHERE run_uuid IN ({', '.join('?' * len(run_ids))})", run_ids).fetchone()
     _common.emit(result, cpu)
 
 

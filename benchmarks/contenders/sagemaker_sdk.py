@@ -32,23 +32,31 @@ def open_run(session: Session) -> Run:
     return Run(experiment_name=_common.EXPERIMENT, run_name=_common.run_name("sagemaker"), sagemaker_session=session)
 
 
+def log_with(run: Run):
+    return lambda name, value, step: run.log_metric(name, value, step=step)
+
+
 def points(args, session: Session) -> dict:
+    """The points and the bursty workloads."""
     started = time.perf_counter()
     with open_run(session) as run:
-        result = _common.log_points(lambda name, value, step: run.log_metric(name, value, step=step), args)
+        result = _common.log_points(log_with(run), args)
     return {**result, "e2e_s": time.perf_counter() - started}
 
 
+def runs(args, session: Session) -> dict:
+    return _common.log_runs(args, lambda: open_run(session), log_with)
+
+
 def train(args, session: Session) -> dict:
-    return _common.train(args, lambda: open_run(session), lambda run, work: _common.logging_step(
-        work, lambda name, value, step: run.log_metric(name, value, step=step)))
+    return _common.train(args, lambda: open_run(session), lambda run, work: _common.logging_step(work, log_with(run)))
 
 
 def main() -> None:
     args = _common.parse_args(__doc__.splitlines()[0])
     session = sagemaker_session(args)
     cpu = _common.cpu_now()
-    result = (points if args.workload == "points" else train)(args, session)
+    result = {"points": points, "bursty": points, "runs": runs, "train": train}[args.workload](args, session)
     _common.emit(result, _common.cpu_now() - cpu)
 
 

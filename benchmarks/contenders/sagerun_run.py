@@ -1,7 +1,8 @@
 """sagerun, in its own process: `--variant async` (`await run.log_metric`), `sync` (the sync facade's
 `log_metric`) or `numpy` (the sync facade's `log_metrics`, one call per step with the 10 metrics as a
-dict, and for the points workload one call per metric of a whole numpy array of steps); to the
-metrics fake (`--fake`, control calls on `--moto`) or to the local store (`--store`).
+dict, and for the points workload one call per metric of a whole numpy array of steps; not for the
+bursty and runs workloads); to the metrics fake (`--fake`, control calls on `--moto`) or to the local
+store (`--store`).
 
 Runs in sagerun's venv. By default the queue holds every point of the workload, as in engine.py:
 the figures are the tracker's, not the back-pressure of a small queue; `--queue N` sets the
@@ -19,7 +20,7 @@ import numpy as np
 import sagerun
 import sagerun.sync
 from sagerun.store import opened
-from sagerun.store.queries import find_run
+from sagerun.store.queries import list_runs
 
 
 def session(args) -> sagerun.Session:
@@ -31,33 +32,58 @@ def session(args) -> sagerun.Session:
                            sender=args.sender)
 
 
-def stored(args, name: str) -> int | None:
-    """Points the local store holds for the run (None for the fake: the runner asks the fake)."""
+def stored(args) -> int | None:
+    """Points the local store holds, every run of the workload's (the store is new for each row;
+    None for the fake: the runner asks the fake)."""
     if not args.store:
         return None
     with opened(args.store) as conn:
-        return find_run(conn, f"{_common.EXPERIMENT}/{name}").points
+        return sum(run.points for run in list_runs(conn, _common.EXPERIMENT))
 
 
 # -- the async API: the engine runs on the caller's event loop, so the loop must yield to it ---------
 
 async def async_points(args, name: str) -> dict:
+    """The points and the bursty workloads."""
     calls, clock = _common.Calls(args.steps * len(_common.METRICS)), time.perf_counter_ns
-    started = time.perf_counter()
-    stop = started + args.deadline
+    started, idle = time.perf_counter(), 0.0
     async with sagerun.Run(_common.EXPERIMENT, name, session=session(args)) as run:
         log = run.log_metric
-        for step in range(args.steps):
-            for metric in _common.METRICS:
-                begin = clock()
-                await log(metric, 0.5, step=step)
-                calls.add(clock() - begin)
-            if step % 100 == 0:
-                await anyio.sleep(0)  # as engine.py: async training code yields now and then
-            if time.perf_counter() > stop:
-                break
-        logged_s = time.perf_counter() - started
-    return {"logged": calls.count, "log_s": logged_s, "e2e_s": time.perf_counter() - started, "calls": calls}
+        for burst, steps in enumerate(_common.bursts(args)):
+            if burst:
+                begin_idle = time.perf_counter()
+                await anyio.sleep(args.idle)  # the engine has the loop to itself: it may drain and go quiet
+                idle += time.perf_counter() - begin_idle
+            stop = time.perf_counter() + args.deadline
+            for step in steps:
+                for metric in _common.METRICS:
+                    begin = clock()
+                    await log(metric, 0.5, step=step)
+                    calls.add(clock() - begin)
+                if step % 100 == 0:
+                    await anyio.sleep(0)  # as engine.py: async training code yields now and then
+                if time.perf_counter() > stop:
+                    break
+        logged_s = time.perf_counter() - started - idle
+    return {"logged": calls.count, "log_s": logged_s, "idle_s": idle, "e2e_s": time.perf_counter() - started,
+            "calls": calls}
+
+
+async def async_runs(args, name: str) -> dict:
+    """As _common.log_runs, with the async API; one Session for all runs, as a user would have."""
+    times, clock, shared = _common.Calls(args.steps), time.perf_counter_ns, session(args)
+    stop = time.perf_counter() + args.deadline
+    started = time.perf_counter()
+    for i in range(args.steps):
+        begin = clock()
+        async with sagerun.Run(_common.EXPERIMENT, f"{name}-{i}", session=shared) as run:
+            for step in range(_common.RUN_STEPS):
+                for metric in _common.METRICS:
+                    await run.log_metric(metric, 0.5, step=step)
+        times.add(clock() - begin)
+        if time.perf_counter() > stop:
+            break
+    return _common.runs_result(times, time.perf_counter() - started)
 
 
 async def async_train(args, name: str) -> dict:
@@ -121,6 +147,12 @@ def sync_points(args, name: str) -> dict:
     return {**result, "e2e_s": time.perf_counter() - started}
 
 
+def sync_runs(args, name: str) -> dict:
+    shared = session(args)
+    return _common.log_runs(args, lambda: sagerun.sync.Run(_common.EXPERIMENT, _common.run_name(name), session=shared),
+                            lambda run: sync_log(run, "sync"))
+
+
 def sync_train(args, name: str) -> dict:
     def step_with(run, work):
         if args.variant != "numpy":
@@ -138,14 +170,17 @@ def sync_train(args, name: str) -> dict:
 
 def main() -> None:
     args = _common.parse_args(__doc__.splitlines()[0])
+    if args.variant == "numpy" and args.workload in ("bursty", "runs"):
+        raise SystemExit(f"--variant numpy has no {args.workload} workload")
     name = _common.run_name(f"sagerun-{args.variant}")
+    workload = "points" if args.workload == "bursty" else args.workload  # bursty: points with idle gaps
     cpu = _common.cpu_now()
     if args.variant == "async":
-        result = anyio.run(async_points if args.workload == "points" else async_train, args, name)
+        result = anyio.run({"points": async_points, "runs": async_runs, "train": async_train}[workload], args, name)
     else:
-        result = (sync_points if args.workload == "points" else sync_train)(args, name)
+        result = {"points": sync_points, "runs": sync_runs, "train": sync_train}[workload](args, name)
     cpu = _common.cpu_now() - cpu  # before counting the store's points, which is not logging
-    result["delivered_local"] = stored(args, name)
+    result["delivered_local"] = stored(args)
     _common.emit(result, cpu)
 
 

@@ -110,8 +110,11 @@ async def test_a_killed_sender_is_counted_and_the_run_sends_the_rest_itself(sess
     assert stats.delivered + stats.failed == stats.enqueued == 2_500
     arrived = received(metrics_fake)
     assert all(arrived[(step, step / 7)] == 1 for step in range(2_000, 2_500))  # sent from the run itself
-    assert sum(arrived.values()) == stats.delivered
-    assert any("sender process" in r.getMessage() and "lost" in r.getMessage() for r in caplog.records)
+    # Points the sender sent after its last report arrived, yet are counted failed: a killed
+    # process cannot say which of its last points got out, so the count errs on the side of failed.
+    assert stats.delivered <= sum(arrived.values()) <= stats.delivered + stats.failed
+    assert max(arrived.values()) == 1
+    assert any("sender process" in r.getMessage() and "failed" in r.getMessage() for r in caplog.records)
 
 
 TRAINING = textwrap.dedent("""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-import math
 import time
 from typing import Callable, Protocol, Sequence
 
@@ -21,7 +20,7 @@ from .limiter import AdaptiveLimiter
 from .points import Point
 from .queue import PointQueue
 from .retry import retry_call
-from .stats import IngestStats, report_close
+from .stats import IngestStats, LagWarning, report_close
 
 logger = logging.getLogger("sagerun")
 
@@ -88,7 +87,8 @@ class Batcher:
         self.dead_letter = dead_letter
         self.journal = journal
         self.report = report
-        """Warn at close about points not delivered (a sender process leaves that to its parent)."""
+        """Warn about lag, and at close about points not delivered (a sender process leaves both to
+        its parent, which sees the whole run)."""
         self._forget: list[int] = []
         self._ready: deque[_Batch] = deque()  # journaled, waiting for a slot (durable mode)
         self._ready_event = anyio.Event()
@@ -104,7 +104,7 @@ class Batcher:
         self._progress = anyio.Event()
         self._flushing = 0
         self._closing = False
-        self._last_lag_warning = -math.inf
+        self._lag = LagWarning(trial_component_name, session.lag_warning)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._drain_scope = anyio.CancelScope()
 
@@ -194,7 +194,8 @@ class Batcher:
                 with anyio.move_on_after(self.session.linger):
                     await self._wakeup.wait()
                 self._wakeup = anyio.Event()
-                self._check_lag()
+                if self.report:
+                    self._lag.check(self.stats)
             points = queue.take(size if self.journal is None else _JOURNAL_CHUNK)
             self._progress.set()
             self._progress = anyio.Event()
@@ -297,16 +298,3 @@ class Batcher:
             self.dead_letter(self.trial_component_name, points, reason)
         except Exception:
             logger.exception("sagerun: the dead-letter hook failed; %d points are lost", len(points))
-
-    def _check_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._last_lag_warning < 60:
-            return
-        lag = self.stats().lag
-        if lag > self.session.lag_warning:
-            self._last_lag_warning = now
-            logger.warning(
-                "sagerun: metrics of %s are %.0f s behind (%d queued, %d in flight): the endpoint is slow "
-                "or throttling; points are kept, see run.ingest_stats",
-                self.trial_component_name, lag, len(self.queue), sum(len(b.points) for b in self._batches),
-            )

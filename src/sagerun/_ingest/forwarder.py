@@ -28,7 +28,7 @@ from .batcher import Batcher, DeadLetter
 from .frames import GONE, Channel
 from .points import Point
 from .queue import PointQueue
-from .stats import IngestStats, report_close
+from .stats import IngestStats, LagWarning, report_close
 
 logger = logging.getLogger("sagerun")
 
@@ -55,7 +55,7 @@ class Forwarder:
         self.forwarded = 0
         self.settled = 0
         self.lost = 0
-        """Points the sender held when it died: neither delivered nor kept anywhere."""
+        """Points the sender held when it died, not reported delivered: lost, or sent unconfirmed."""
         self.kept = 0
         """Points handed to the dead-letter hook from this side."""
         self.counts: dict[str, Any] = {"delivered": 0, "failed": 0, "retried": 0, "resent_unanswered": 0,
@@ -80,6 +80,7 @@ class Forwarder:
         self._closing = False
         self._task_group: anyio.abc.TaskGroup | None = None
         self._scope = anyio.CancelScope()
+        self._lag = LagWarning(trial_component_name, session.lag_warning)
 
     async def __aenter__(self) -> Forwarder:
         ours, theirs = socket.socketpair()
@@ -227,6 +228,7 @@ class Forwarder:
                 with anyio.move_on_after(self.session.linger):
                     await self._wakeup.wait()
                 self._wakeup = anyio.Event()
+                self._lag.check(self.stats)
             points = queue.take(FORWARD_CHUNK)
             if time.monotonic() > next_credentials:
                 next_credentials = time.monotonic() + CREDENTIALS_INTERVAL
@@ -252,6 +254,7 @@ class Forwarder:
             with anyio.move_on_after(self.session.linger):
                 await self._wakeup.wait()
             self._wakeup = anyio.Event()
+            self._lag.check(self.stats)
         return True
 
     async def _send_or_keep(self, channel: Channel, message: list[Any], points: list[Point]) -> bool:
@@ -313,9 +316,10 @@ class Forwarder:
         self._dead = True
         self._wakeup.set()
         code = self._process.returncode
-        logger.error("sagerun: the sender process of %s %s with %d points not yet delivered: they are lost, "
-                     "counted in ingest_stats.failed. The run's metrics are sent from the training process "
-                     "from now on", self.trial_component_name,
+        logger.error("sagerun: the sender process of %s %s holding %d points not reported delivered: they are "
+                     "counted in ingest_stats.failed (the last ones it sent may have arrived; the others are "
+                     "lost). The run's metrics are sent from the training process from now on",
+                     self.trial_component_name,
                      "stopped answering" if code is None else f"exited unexpectedly (exit code {code})", unsettled)
 
     def _keep(self, points: list[Point], reason: str, *, counted: bool = False) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import time
+from typing import Callable
 
 logger = logging.getLogger("sagerun")
 
@@ -43,3 +46,25 @@ def report_close(trial_component_name: str, stats: IngestStats) -> None:
             "hook), %d dropped by the full-queue policy, %d rejected as NaN or infinite",
             trial_component_name, stats.delivered, stats.failed, stats.dropped, stats.rejected,
         )
+
+
+class LagWarning:
+    """Warns, at most once a minute, when the oldest undelivered point of a run is too old."""
+
+    def __init__(self, trial_component_name: str, threshold: float) -> None:
+        self.trial_component_name = trial_component_name
+        self.threshold = threshold
+        self._last = -math.inf
+
+    def check(self, stats: Callable[[], IngestStats]) -> None:
+        now = time.monotonic()
+        if now - self._last < 60:
+            return
+        current = stats()
+        if current.lag > self.threshold:
+            self._last = now
+            logger.warning(
+                "sagerun: metrics of %s are %.0f s behind (%d queued, %d in flight): the endpoint is slow "
+                "or throttling; points are kept, see run.ingest_stats",
+                self.trial_component_name, current.lag, current.queued, current.in_flight,
+            )

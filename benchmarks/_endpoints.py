@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -35,17 +37,30 @@ def metrics_fake(latency_ms: float = 0.0) -> Iterator[str]:
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if "Running on http://" in line:
-                yield line.split("Running on ")[1].split()[0].rstrip("/")
-                break
-    finally:
-        process.terminate()
-        process.wait(10)
+    # Its log goes to a file: a pipe nobody reads fills after a few hundred requests, and then the
+    # server hangs in its next log write (the 100-runs rows found this as read timeouts).
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+                                   stdout=subprocess.DEVNULL, stderr=log, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                log.seek(0)
+                for line in log.read().splitlines():
+                    if "Running on http://" in line:
+                        yield line.split("Running on ")[1].split()[0].rstrip("/")
+                        return
+                time.sleep(0.05)
+            raise RuntimeError("the moto server did not start within 30 s")
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def moto_reset(url: str) -> None:
+    """Forget every resource: moto's searches grow with what it holds, and rows must not pay for
+    the rows before them."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
 
 
 def fake_stats(url: str) -> dict:

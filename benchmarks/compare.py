@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _endpoints import fake_reset, fake_stats, metrics_fake, moto_server  # noqa: E402
+from _endpoints import fake_reset, fake_stats, metrics_fake, moto_reset, moto_server  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SAGERUN_PY = sys.executable
@@ -122,6 +122,7 @@ def run_row(row: Row, fakes: dict[int, str], moto: str) -> None:
         if row.sink == "local":
             cmd += ["--store", store]
         fake_reset(fake)
+        moto_reset(moto)
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=row.timeout, env=env)
         except subprocess.TimeoutExpired:
@@ -256,7 +257,7 @@ def print_table(table: list[Row]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the points and runs, to check the harness")
-    parser.add_argument("--only", help="run only the rows whose contender or sink contains this")
+    parser.add_argument("--only", help="run only the rows whose contender contains this, or whose sink or workload is this")
     parser.add_argument("--mlflow-points", type=int, default=0,
                         help="points for MLflow's row (default 3,330; the issue's 100,000 take ~20 min)")
     parser.add_argument("--million", action="store_true", help="add the 1M-point rows (~4 min more)")
@@ -264,7 +265,8 @@ def main() -> None:
     if not (VENVS / "sagemaker/bin/python").exists() or not (VENVS / "mlflow/bin/python").exists():
         raise SystemExit("run `bash benchmarks/setup_contenders.sh` first")
     table = rows(args.quick, args.mlflow_points) + (million_rows() if args.million else [])
-    table = [row for row in table if not args.only or args.only in row.contender or args.only in row.where]
+    table = [row for row in table
+             if not args.only or args.only in row.contender or args.only in (row.where, row.workload)]
     load_before = os.getloadavg()
     started = time.time()
     with moto_server() as moto, metrics_fake(0) as fake0, metrics_fake(20) as fake20:

@@ -60,11 +60,10 @@ if point is not None and not run._queue.offer(point):
     ("Run", "log_metrics"): (("metrics", "step", "timestamp"), """\
 run = self._async
 queue = run._queue
-blocks = run._blocks(metrics, step, timestamp)
-if queue.policy == "block" and len(queue) + sum(len(block) for block in blocks) > queue.capacity:
+items = run._items(metrics, step, timestamp)
+if queue.policy == "block" and len(queue) + queue.points_in(items) > queue.capacity:
     _portal.check_not_loop_thread("log_metrics on a full queue")
-for block in blocks:
-    queue.put_block(block)
+queue.put_items(items)
 """),
 }
 FAST_PATH_MARKER = "caller_thread"

@@ -274,3 +274,17 @@ async def test_undeliverable_points_are_kept_in_the_spool_by_default(session, me
                 if batch.trial_component_name == "exp-spooled"]
     assert Counter(kept) == logged
     assert run.ingest_stats.failed == 40
+
+
+async def test_log_metrics_of_numbers_at_one_step_arrives_as_log_metric_would_send_it(session, metrics_fake):
+    async with sagerun.Run("exp", "dict", session=session) as run:
+        for step in range(50):
+            # plain numbers take log_metric's path; a numpy scalar takes the array path
+            await run.log_metrics({"loss": step / 7, "epoch": step, "lr": np.float32(0.5)}, step=step)
+        await run.log_metrics({"loss": float("nan"), "epoch": 50}, step=50)
+    expected = Counter()
+    for step in range(50):
+        expected.update([("loss", step, step / 7), ("epoch", step, float(step)), ("lr", step, 0.5)])
+    expected[("epoch", 50, 50.0)] += 1
+    assert received(metrics_fake) == expected
+    assert (run.ingest_stats.delivered, run.ingest_stats.rejected) == (151, 1)

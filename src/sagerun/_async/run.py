@@ -18,7 +18,7 @@ import numpy as np
 from .._ingest.batcher import Batcher, DeadLetter
 from .._ingest.forwarder import Forwarder
 from .._ingest.points import Block, Point
-from .._ingest.queue import PointQueue
+from .._ingest.queue import Item, PointQueue
 from .._ingest.stats import IngestStats
 from .._naming import check_name, generate_run_name, run_group_name, trial_component_name
 from .._session import Session
@@ -380,15 +380,25 @@ class Run:
         if point is not None and not self._queue.offer(point):
             await self._queue.put_async(point)
 
-    def _blocks(self, metrics: Mapping[str, Any], step: Any, timestamp: Any) -> list[Block]:
+    def _items(self, metrics: Mapping[str, Any], step: Any, timestamp: Any) -> list[Item]:
+        """The checked points of ``log_metrics``: a number at one step becomes a point as
+        ``log_metric`` makes it (an array per number would cost ten times more), arrays blocks."""
         if self._closed:
             raise self._closed_error()
         if not isinstance(metrics, Mapping):
             raise TypeError(f"metrics must be a mapping of names to values or arrays; got {type(metrics).__name__}")
-        steps = None if step is None else metric_steps(step)
+        one_step = step is None or type(step) is int
+        steps = None if one_step else metric_steps(step)
         now = time.time() if timestamp is None else None
-        blocks = []
+        blocks: list[Item] = []
         for name, raw in metrics.items():
+            if one_step and (type(raw) is float or type(raw) is int):
+                point = self._point(name, raw, step, timestamp)
+                if point is not None:
+                    blocks.append(point)
+                continue
+            if steps is None and step is not None:
+                steps = metric_steps(step)
             if name not in self._metric_names:
                 self._metric_names.add(check_metric_name(name))
             values = metric_values(name, raw)
@@ -424,8 +434,7 @@ class Run:
             RuntimeError: the run is closed.
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        for block in self._blocks(metrics, step, timestamp):
-            await self._queue.put_block_async(block)
+        await self._queue.put_items_async(self._items(metrics, step, timestamp))
 
     # -- artifacts --------------------------------------------------------------------------------
     # Files, charts and tables: stored in S3 (SageMaker) or under the local store, and recorded as the

@@ -110,6 +110,26 @@ class PointQueue:
                 await anyio.sleep(0.001)
         self.put_block(block, wait=False)
 
+    def put_items(self, items: list[Item]) -> None:
+        """Queue points and blocks in order from any thread, each as ``put``/``put_block`` would."""
+        for item in items:
+            if isinstance(item, Block):
+                self.put_block(item)
+            else:
+                self.put(item)
+
+    async def put_items_async(self, items: list[Item]) -> None:
+        """Like ``put_items`` for a caller on the drain's own event loop."""
+        for item in items:
+            if isinstance(item, Block):
+                await self.put_block_async(item)
+            else:
+                await self.put_async(item)
+
+    @staticmethod
+    def points_in(items: list[Item]) -> int:
+        return sum(len(item) if isinstance(item, Block) else 1 for item in items)
+
     def _append_block(self, block: Block) -> None:
         self._items.append(block)
         self._block_extra += len(block) - 1

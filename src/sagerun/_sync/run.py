@@ -195,11 +195,10 @@ class Run:
         """
         run = self._async
         queue = run._queue
-        blocks = run._blocks(metrics, step, timestamp)
-        if queue.policy == "block" and len(queue) + sum(len(block) for block in blocks) > queue.capacity:
+        items = run._items(metrics, step, timestamp)
+        if queue.policy == "block" and len(queue) + queue.points_in(items) > queue.capacity:
             _portal.check_not_loop_thread("log_metrics on a full queue")
-        for block in blocks:
-            queue.put_block(block)
+        queue.put_items(items)
 
     def log_artifact(self, name: str, value: str, media_type: str | None = None, is_output: bool = True) -> None:
         """Record ``value`` (an S3 URI, a path, any text) as an output artifact of the run, or an input

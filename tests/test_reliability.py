@@ -298,7 +298,9 @@ def test_endpoint_down_for_good_spools_everything_and_sagerun_sync_delivers_it(s
             run.log_metric("loss", step / 7, step=step)
         started = time.monotonic()
     closed_in = time.monotonic() - started
-    assert closed_in < closing.close_timeout + 2.0, f"close took {closed_in:.1f} s"
+    # the run closed before its sender process was up: the fallback spends what is left of the
+    # close timeout, not a new one
+    assert closed_in < closing.close_timeout + 1.0, f"close took {closed_in:.1f} s"
     logged = logged_range(tc, 400)
     assert received(metrics_fake) == Counter()
     assert spooled(closing.store_path, refused=False) == logged

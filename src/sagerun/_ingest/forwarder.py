@@ -133,6 +133,9 @@ class Forwarder:
                                  self.trial_component_name)
                     self._process.kill()
                     await self._closed.wait()  # the reader sees the socket close and counts the loss
+            if self._inline is not None:  # its own close flushes within what is left, not anew
+                self._inline.session = dataclasses.replace(
+                    self.session, close_timeout=max(0.0, deadline - time.monotonic()))
         self._scope.cancel()
         try:
             await self._task_group.__aexit__(None, None, None)

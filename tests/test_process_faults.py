@@ -19,6 +19,8 @@ import pytest
 
 _PRELUDE = """
 import json, os, signal, sys, time
+# A terminal's Ctrl-C: a test run started as a background job inherits SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import sagerun, sagerun.sync
 session = sagerun.Session(region="us-east-1", endpoint_url={moto!r}, metrics_endpoint_url={fake!r},
                           retry_initial=0.01, retry_max_backoff=0.05, retry_deadline=5.0, close_timeout=10.0)

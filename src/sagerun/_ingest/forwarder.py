@@ -157,7 +157,7 @@ class Forwarder:
         queue = self.queue
         inline = self._inline.stats() if self._inline is not None else None
         chunks = self._chunks
-        try:
+        try:  # not "if chunks": read from other threads while the engine's thread pops the deque
             sent_oldest: float | None = chunks[0][1]
         except IndexError:
             sent_oldest = None

@@ -38,7 +38,7 @@ import anyio
 from _endpoints import fake_reset, fake_stats, metrics_fake, moto_server
 
 import sagerun
-from sagerun.store.delivery import sync_store
+from sagerun._upload import upload_store
 
 
 @dataclass
@@ -162,7 +162,7 @@ async def scenario(moto: str, fake: str, store: str, spec: Scenario, points: int
     }
     if spec.down_for_good or spec.faults.get("down"):
         fake_reset(fake)
-        report = await sync_store(session)
+        report = await upload_store(session)
         after = Counter((p["trial_component"], p["name"], p["step"], p["value"]) for p in _points(fake))
         row["synced"] = f"{report.delivered:,}"
         # Lost after the sync too: the spool must have delivered every point it held.

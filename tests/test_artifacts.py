@@ -239,7 +239,7 @@ async def test_local_store_keeps_files_charts_and_tables(tmp_path):
 
 
 def sagerun_artifact(value: str, media_type: str | None) -> Any:
-    from sagerun.backends.base import Artifact
+    from sagerun._model.records import Artifact
 
     return Artifact(value, media_type)
 

@@ -21,7 +21,7 @@ import pytest
 
 import sagerun
 import sagerun.sync
-from sagerun import _environment
+from sagerun._model import environment as _environment
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 _BOTO = aioboto3.Session()

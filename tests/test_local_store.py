@@ -15,7 +15,7 @@ import pytest
 
 import sagerun
 from sagerun.backends import make_backend
-from sagerun.backends.base import RunRecord
+from sagerun._model.records import RunRecord
 from sagerun.backends.local import LocalBackend
 from sagerun.store import NoStoreError, StoreVersionError, connect, opened
 from sagerun.store.queries import AmbiguousRunError, RunNotFoundError, find_run, list_runs, metric_summaries, read_metrics

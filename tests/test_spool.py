@@ -19,7 +19,7 @@ import pytest
 import sagerun
 from metrics_fake import MetricsFake
 from sagerun.store import Spool, spool_dead_letter
-from sagerun.store.delivery import SyncReport, sync_store
+from sagerun._upload import UploadReport, upload_store
 from test_cli import run_cli
 
 TC = "exp-run"
@@ -97,12 +97,12 @@ async def test_sync_delivers_each_point_once_and_empties_the_spool(
     with Spool(synced.store_path) as spool:
         for tc, pts in spooled.items():
             spool.add(tc, pts, "endpoint down")
-    report = await sync_store(synced)
-    assert report == SyncReport(delivered=37)
+    report = await upload_store(synced)
+    assert report == UploadReport(delivered=37)
     assert received(metrics_fake) == sent(TC, spooled[TC]) + sent("exp-other", spooled["exp-other"])
     assert metrics_fake.violations == [] and metrics_fake.requests == 4  # 10 points a request, per run: 3 + 1
 
-    again = await sync_store(synced)
+    again = await upload_store(synced)
     assert again.delivered == 0 and metrics_fake.requests == 4
     with Spool(synced.store_path) as spool:
         assert spool.count() == 0
@@ -114,12 +114,12 @@ async def test_a_down_endpoint_leaves_the_points_in_the_spool(
     with Spool(synced.store_path) as spool:
         spool.add(TC, spooled, "endpoint down")
     metrics_fake.configure(down=True)
-    report = await sync_store(dataclasses.replace(synced, retry_deadline=0.3))
+    report = await upload_store(dataclasses.replace(synced, retry_deadline=0.3))
     assert report.error and report.pending == 30 and report.delivered == 0
     assert metrics_fake.points == []
 
     metrics_fake.configure(down=False)
-    assert (await sync_store(synced)).delivered == 30
+    assert (await upload_store(synced)).delivered == 30
     assert received(metrics_fake) == sent(TC, spooled)
 
 
@@ -128,13 +128,13 @@ async def test_refused_points_are_set_aside_not_deleted(synced: sagerun.Session,
     with Spool(synced.store_path) as spool:
         spool.add(TC, spooled, "endpoint down")
     metrics_fake.configure(item_error_rates={"METRIC_LIMIT_EXCEEDED": 1.0})
-    report = await sync_store(synced)
+    report = await upload_store(synced)
     assert report.error is None and report.delivered == 0 and report.pending == 0
     assert report.refused == report.set_aside == {"METRIC_LIMIT_EXCEEDED": 12}
-    assert (await sync_store(synced)).delivered == 0  # set aside: not sent again by a plain sync
+    assert (await upload_store(synced)).delivered == 0  # set aside: not sent again by a plain sync
 
     metrics_fake.configure(item_error_rates={})
-    report = await sync_store(synced, retry_refused=True)
+    report = await upload_store(synced, retry_refused=True)
     assert report.delivered == 12 and report.set_aside == {}
     assert received(metrics_fake) == sent(TC, spooled)
 
@@ -145,7 +145,7 @@ async def test_transient_item_errors_are_retried_until_every_point_is_in(
     with Spool(synced.store_path) as spool:
         spool.add(TC, spooled, "endpoint down")
     metrics_fake.configure(seed=3, item_error_rates={"CONFLICT_ERROR": 0.3}, fail_next={"503": 2, "throttle": 2})
-    report = await sync_store(synced, concurrency=4)
+    report = await upload_store(synced, concurrency=4)
     assert report.delivered == 200 and report.error is None
     assert received(metrics_fake) == sent(TC, spooled)
 
@@ -161,7 +161,7 @@ async def test_points_a_run_could_not_deliver_reach_sagemaker_through_the_spool(
         assert spool.count() == 50
 
     metrics_fake.configure(down=False)
-    report = await sync_store(synced)
+    report = await upload_store(synced)
     assert report.delivered == 50
     assert sorted((p["step"], p["value"]) for p in metrics_fake.points) == list(
         zip(range(50), np.linspace(1, 0, 50).tolist()))
@@ -172,7 +172,7 @@ async def test_a_local_run_is_pushed_once(synced: sagerun.Session, metrics_fake:
     async with sagerun.Run("exp", "offline", session=local) as run:
         run.log_parameters({"lr": 0.1, "optimizer": "sgd"})
         await run.log_metrics({"loss": np.array([3.0, 2.0, 1.0])}, step=np.arange(3))
-    report = await sync_store(synced, runs=["exp/offline"])
+    report = await upload_store(synced, runs=["exp/offline"])
     assert report.pushed == {"exp/offline": 3} and report.delivered == 3
     described = sagemaker.describe_trial_component(TrialComponentName="exp-offline")
     assert described["Status"]["PrimaryStatus"] == "Completed"
@@ -182,7 +182,7 @@ async def test_a_local_run_is_pushed_once(synced: sagerun.Session, metrics_fake:
 
     async with sagerun.Run("exp", "offline", session=local) as run:  # resumed offline
         await run.log_metric("loss", 0.5, step=3)
-    report = await sync_store(synced, all_local=True)
+    report = await upload_store(synced, all_local=True)
     assert report.pushed == {"exp/offline": 1} and report.delivered == 1
     assert len(metrics_fake.points) == 4
 

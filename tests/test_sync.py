@@ -24,7 +24,7 @@ import pytest
 
 import sagerun
 import sagerun.sync as sync
-from sagerun import _portal
+from sagerun._sync import _portal
 
 ROOT = Path(__file__).resolve().parents[1]
 _BOTO = aioboto3.Session()

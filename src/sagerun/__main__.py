@@ -1,4 +1,4 @@
-"""``python -m sagerun``: the ``sagerun`` command."""
+"""Entry · ``python -m sagerun``: the ``sagerun`` command."""
 
 from .cli import main
 

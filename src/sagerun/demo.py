@@ -1,4 +1,4 @@
-"""``sagerun demo``: a small but real training loop, logged to the local store through the public API.
+"""Entry · ``sagerun demo``: a small but real training loop, logged to the local store through the public API.
 
 Multinomial logistic regression in numpy on scikit-learn's handwritten digits (shipped with
 scikit-learn, nothing is downloaded), trained by mini-batch gradient descent: ``train:loss`` is

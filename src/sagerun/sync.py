@@ -1,4 +1,4 @@
-"""The synchronous API, for scripts, training loops and notebooks without ``async``.
+"""Entry · the synchronous API, for scripts, training loops and notebooks without ``async``.
 
 ``from sagerun.sync import Run, load_run, list_runs, Experiment`` gives the classes and functions of
 ``sagerun`` with the same names, arguments and docstrings, used with ``with`` instead of
@@ -11,12 +11,16 @@ Everything else that ``sagerun`` exports (``Session``, the errors, ``IngestStats
 object here.
 """
 
-from ._exceptions import BackendError, QueueFullError, SagerunError, TransportError
+from ._model.errors import (
+    BackendError, EngineStoppedError, EngineThreadError, ForkedRunError, QueueFullError, RunAlreadyEnteredError,
+    RunClosedError, RunNotOpenError, RunStateError, SagerunError, TransportError,
+)
 from ._ingest.stats import IngestStats
-from ._session import Session
+from ._model.session import Session
 from ._sync import Experiment, Run, list_runs, load_run
 
 __all__ = [
-    "BackendError", "Experiment", "IngestStats", "QueueFullError", "Run", "SagerunError", "Session",
-    "TransportError", "list_runs", "load_run",
+    "BackendError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError", "IngestStats",
+    "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError", "RunNotOpenError", "RunStateError",
+    "SagerunError", "Session", "TransportError", "list_runs", "load_run",
 ]

@@ -1,4 +1,4 @@
-"""Artifacts of runs: files, evaluation charts and result tables, where their bytes go, and previews.
+"""Artifacts · artifacts of runs: files, evaluation charts and result tables, where their bytes go, and previews.
 
 * ``limits``: what SageMaker accepts as an artifact, 30 inputs and 30 outputs a run.
 * ``charts``: confusion matrix, ROC and precision-recall documents in the SageMaker SDK's format.

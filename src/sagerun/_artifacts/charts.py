@@ -1,4 +1,4 @@
-"""Evaluation charts as the JSON documents SageMaker Studio renders.
+"""Artifacts · evaluation charts as the JSON documents SageMaker Studio renders.
 
 The documents have the ``type``, ``version`` and field names of the SageMaker SDK v2
 (``sagemaker.experiments.Run.log_confusion_matrix``, ``log_roc_curve``, ``log_precision_recall``):

@@ -1,4 +1,4 @@
-"""The AWS clients artifact logging uses (S3, STS, SageMaker), opened on first use and closed together.
+"""Artifacts · the AWS clients artifact logging uses (S3, STS, SageMaker), opened on first use and closed together.
 
 A run that logs no file never opens them. Each is one long-lived aioboto3 client for the run's
 event loop, with botocore's retries off (sagerun's retry policy is the only one), made from one
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .._session import Session
+from .._model.session import Session
 
 T = TypeVar("T")
 # A part of a large upload takes longer than a control call to be answered: S3 reads a whole part

@@ -1,4 +1,4 @@
-"""Reading stored chart and table documents back, from the local store's folder or from S3.
+"""Artifacts · reading stored chart and table documents back, from the local store's folder or from S3.
 
 For previews: a table's first rows are read by reading the first lines of its document and
 stopping (locally by reading the file line by line, from S3 by streaming the object and closing the
@@ -12,8 +12,8 @@ import os
 import urllib.parse
 from typing import Any, Iterator
 
-from .._exceptions import SagerunError
-from .._session import Session
+from .._model.errors import SagerunError
+from .._model.session import Session
 from .storage import local_folder, path_of_uri
 
 

@@ -1,4 +1,4 @@
-"""What SageMaker accepts as a trial component artifact, checked at the caller's line.
+"""Artifacts · what SageMaker accepts as a trial component artifact, checked at the caller's line.
 
 A run holds at most 30 input and 30 output artifacts, as the SageMaker SDK enforces (the API's own
 map allows 60; the SDK's limit is the one users know). Names are at most 128 characters, values
@@ -15,7 +15,7 @@ import mimetypes
 import re
 from typing import Iterator
 
-from ..backends.base import Artifact, RunRecord
+from .._model.records import Artifact, RunRecord
 
 MAX_ARTIFACTS = 30
 MAX_NAME = 128

@@ -1,4 +1,4 @@
-"""Lineage artifacts for charts and tables: CreateArtifact, then AddAssociation with the run.
+"""Artifacts · lineage artifacts for charts and tables: CreateArtifact, then AddAssociation with the run.
 
 This is how the SageMaker SDK shows charts in Studio and pipelines: an artifact whose type is the
 chart's (``ConfusionMatrix``, ``ROCCurve``, ``PrecisionRecallCurve``, ``Table``) and whose source

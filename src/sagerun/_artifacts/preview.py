@@ -1,4 +1,4 @@
-"""The code behind ``sagerun table`` and ``sagerun chart``, and the kinds ``sagerun show`` lists.
+"""Artifacts · the code behind ``sagerun table`` and ``sagerun chart``, and the kinds ``sagerun show`` lists.
 
 * ``table_preview(store, RUN, NAME, rows)``: the first rows of a table a run logged.
 * ``chart_png(store, RUN, NAME, out)``: a confusion matrix, ROC or precision-recall chart drawn to
@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from .._exceptions import SagerunError
-from .._session import Session
-from ..backends.base import Artifact
+from .._model.errors import SagerunError
+from .._model.session import Session
+from .._model.records import Artifact
 from ..store import opened, queries
 from ..store.records import load_run
 from . import charts, tables

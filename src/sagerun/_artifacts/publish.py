@@ -1,4 +1,4 @@
-"""A local run's artifact files to S3, for ``sagerun sync`` when it pushes the run to SageMaker.
+"""Artifacts · A local run's artifact files to S3, for ``sagerun sync`` when it pushes the run to SageMaker.
 
 The local store records files, charts and tables as ``file://`` URIs of its own folder. Before such
 a run is saved in SageMaker, each of those files is uploaded exactly as ``log_file`` would have
@@ -14,8 +14,8 @@ import logging
 import os
 import re
 
-from .._session import Session
-from ..backends.base import Artifact, RunRecord
+from .._model.session import Session
+from .._model.records import Artifact, RunRecord
 from . import charts, tables
 from .clients import AwsClients
 from .documents import local_file

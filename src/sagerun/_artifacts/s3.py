@@ -1,4 +1,4 @@
-"""Artifact bytes to S3 through aioboto3: the bucket, single and multipart uploads, the ETag.
+"""Artifacts · artifact bytes to S3 through aioboto3: the bucket, single and multipart uploads, the ETag.
 
 The bucket is the one given, else the SageMaker default bucket ``sagemaker-<region>-<account id>``
 (the account from STS GetCallerIdentity), created if missing, as the SageMaker SDK does. Files up to
@@ -27,8 +27,8 @@ import anyio
 import anyio.to_thread
 import botocore.exceptions
 
-from .._exceptions import BackendError, TransportError
-from .._session import Session
+from .._model.errors import BackendError, TransportError
+from .._model.session import Session
 from ..backends.aws import call_with_retries
 from .clients import AwsClients
 from .storage import DEFAULT_PREFIX, StoredObject

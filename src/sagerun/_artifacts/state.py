@@ -1,4 +1,4 @@
-"""What a run keeps for logging artifacts, and the steps of each artifact call.
+"""Artifacts · what a run keeps for logging artifacts, and the steps of each artifact call.
 
 The async ``Run`` holds one ``RunArtifacts`` and hands it, per call, what it has at that moment
 (``RunParts``: its record, entered backend, session and exit stack). Storage and AWS clients are
@@ -17,8 +17,9 @@ from typing import Any, Callable, NamedTuple
 import anyio
 import anyio.to_thread
 
-from .._session import Session
-from ..backends.base import Artifact, Backend, RunRecord
+from .._model.session import Session
+from ..backends.base import Backend
+from .._model.records import Artifact, RunRecord
 from . import charts, tables
 from .limits import ArtifactSlots, check_artifact, guess_media_type
 from .storage import LocalStorage, Storage, file_name, readable_file

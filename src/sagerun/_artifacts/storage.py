@@ -1,4 +1,4 @@
-"""Where artifact bytes go: S3 for a run in SageMaker (``s3.py``), the local store's folder otherwise.
+"""Artifacts · where artifact bytes go: S3 for a run in SageMaker (``s3.py``), the local store's folder otherwise.
 
 Both keep a run's files under one folder named after its trial component: in S3
 ``s3://<bucket>/<prefix>/<trial component>/<file name>`` (the SageMaker SDK's layout, prefix
@@ -114,7 +114,7 @@ class LocalStorage:
         return await anyio.to_thread.run_sync(self._write, file_name, None, data)
 
     def _write(self, name: str, source: str | None, data: bytes | None) -> StoredObject:
-        from .._exceptions import BackendError
+        from .._model.errors import BackendError
 
         target = os.path.join(self.folder, name)
         try:

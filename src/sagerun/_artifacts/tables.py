@@ -1,4 +1,4 @@
-"""Result tables (``log_table``) as JSON documents that can be previewed without reading them whole.
+"""Artifacts · result tables (``log_table``) as JSON documents that can be previewed without reading them whole.
 
 A table document is ``{"type": "Table", "version": 0, "title", "columns": [{"name", "type"}],
 "rowCount", "rows": [[cell, ...], ...]}``. Column types are those of the older SageMaker

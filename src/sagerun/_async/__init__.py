@@ -1,1 +1,1 @@
-"""The async API, source of truth for the generated sync facade."""
+"""Run · the async API, source of truth for the generated sync facade."""

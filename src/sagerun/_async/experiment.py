@@ -1,4 +1,4 @@
-"""Finding runs again: ``load_run``, ``list_runs``, and the ``Experiment`` that holds them.
+"""Run · finding runs again: ``load_run``, ``list_runs``, and the ``Experiment`` that holds them.
 
 The rules are those of ``sagemaker.experiments`` (SageMaker Python SDK v2), so that a job script
 written for it finds the same run with sagerun.
@@ -10,13 +10,13 @@ import datetime
 import logging
 from typing import Any, Literal
 
-from .._environment import detect_job
-from .._exceptions import BackendError
-from .._ingest.batcher import DeadLetter
-from .._naming import check_name
-from .._session import Session
+from .._model.environment import detect_job
+from .._model.errors import BackendError
+from .._model.answers import DeadLetter
+from .._model.naming import check_name
+from .._model.session import Session
 from ..backends import make_backend
-from ..backends.base import RunRecord
+from .._model.records import RunRecord
 from .run import Run, current_run
 
 logger = logging.getLogger("sagerun")

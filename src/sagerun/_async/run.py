@@ -1,55 +1,34 @@
-"""The async ``Run``: its lifecycle, its parameters, and the caller's side of metric logging."""
+"""Run · the async ``Run``: its lifecycle and public calls; metrics go to the ingest layer's intake."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
-import dataclasses
 import datetime
 import logging
-import os
-import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
-import anyio
-import numpy as np
 
-from .._ingest.batcher import Batcher, DeadLetter
-from .._ingest.forwarder import Forwarder
-from .._ingest.points import Block, Point
-from .._ingest.queue import Item, PointQueue
-from .._ingest.stats import IngestStats
-from .._naming import check_name, generate_run_name, run_group_name, trial_component_name
-from .._session import Session
-from .._signals import Terminated, install_sigterm_handler, route_sigterm_to_task
-from .._twins import caller_thread
-from .._validation import (
-    MAX_STATUS_MESSAGE, MAX_STEP, check_metric_name, check_parameter, check_step, epoch_seconds, metric_steps,
-    metric_timestamps, metric_value, metric_values,
-)
 from .._artifacts.state import RunArtifacts, RunParts
-from ..backends.base import Backend, RunRecord
-from ..store.records import keep_unsaved
-from ..store.spool import SpoolJournal, spool_dead_letter
+from .._ingest.engine import Engine, start_engine
+from .._ingest.intake import MetricIntake
+from .._ingest.queue import PointQueue
+from .._ingest.stats import IngestStats
+from .._model.answers import DeadLetter
+from .._model.checks import check_parameter
+from .._model.naming import check_name, generate_run_name, run_group_name, trial_component_name
+from .._model.records import RunRecord
+from .._model.session import Session
 from ..backends import make_backend
+from ..backends.base import Backend
+from . import _fork, _record, _signals
+from ._lifecycle import Lifecycle
+from ._marks import caller_thread
+from ._signals import Terminated
 
 logger = logging.getLogger("sagerun")
 
 current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("sagerun_current_run", default=None)
-
-
-def _on_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # trio, or no loop
-        return False
-    return True
-
-
-def log_dead_letters(trial_component_name: str, points: Sequence[Point], reason: str) -> None:
-    """The default dead-letter hook: say what was not delivered, loudly."""
-    logger.warning("sagerun: %d points of %s could not be delivered (%s)", len(points), trial_component_name, reason)
 
 
 class Run:
@@ -108,16 +87,13 @@ class Run:
         self.session: Session = session if session is not None else Session.from_env()
         self._dead_letter = dead_letter
         self._queue = PointQueue(self.session.queue_capacity, self.session.full_policy)
-        self._metric_names: set[str] = set()
-        self._nonfinite_warned: set[str] = set()
+        self._intake = MetricIntake(self._queue)
+        self._life = Lifecycle(repr(self), self._record.run_name, self._record.experiment_name)
         self._backend: Backend | None = None
-        self._batcher: Batcher | Forwarder | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
+        self._engine: Engine | None = None
+        self._stack = contextlib.AsyncExitStack()
         self._context_token: contextvars.Token[Run | None] | None = None
-        self._closed = False
         self._terminated = False  # SIGTERM cancelled the task that opened the run
-        self._nested_allowed = 0  # nested entries load_run() handed out for this open run
-        self._nested = 0
         self._artifacts = RunArtifacts(artifact_bucket, artifact_prefix)
 
     # -- identity ---------------------------------------------------------------------------------
@@ -156,141 +132,72 @@ class Run:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    def _closed_error(self) -> RuntimeError:
-        return RuntimeError(f"{self!r} is closed: log inside the run's 'with' block, or open the run again "
-                            "(the same names load it)")
-
-    def _on_sigterm(self, task: asyncio.Task[Any] | None) -> Callable[[], None]:
-        def on_term() -> None:
-            self._terminated = True
-            if task is not None:
-                task.cancel()
-
-        return on_term
+    def _stopped_by_sigterm(self) -> None:
+        self._terminated = True
 
     def _allow_nested_entry(self) -> None:
         """Called by load_run() when it hands out this open run: one more ``async with`` on it nests."""
-        if self._stack is not None and not self._closed:
-            self._nested_allowed += 1
+        self._life.lend()
+
+    def _forked(self) -> None:
+        """In a forked child: the run stays the parent's, and refuses points here."""
+        self._life.fork()
+        self._intake.refuse(self._life.forked_error)
 
     async def __aenter__(self) -> Run:
-        if self._nested_allowed and not self._closed:
-            # `with load_run()` inside `with Run()` (the SageMaker SDK allows it): the outer block
-            # opened the run and will close it; this one only lends it.
-            self._nested_allowed -= 1
-            self._nested += 1
+        if self._life.enter():
             return self
-        if self._stack is not None or self._closed:
-            raise RuntimeError(
-                f"{self!r} has already been entered; a Run is entered once. To log more to the same "
-                "run later, open a new Run with the same names (it loads the existing run)"
-            )
-        self._stack = stack = contextlib.AsyncExitStack()
-        undo = route_sigterm_to_task(self._on_sigterm(asyncio.current_task())) if _on_asyncio() else None
-        if undo is not None:
-            stack.callback(undo)
-        else:
-            install_sigterm_handler()
+        stack = self._stack
+        _signals.arm(stack, self._stopped_by_sigterm)
+        _fork.opened(self)
+        stack.callback(_fork.closed, self)
         try:
             backend = await stack.enter_async_context(make_backend(self.session))
-            record = await backend.open_run(self._record)
-            record.status = "InProgress"
-            record.status_message = None
-            record.end_time = None
-            record.start_time = record.start_time or datetime.datetime.now(datetime.timezone.utc)
-            await backend.save_run(record)
+            record = await _record.open_record(backend, self._record)
             self._record, self._backend = record, backend
             stack.push_async_callback(self._save_final)
-            dead_letter = self._dead_letter or (spool_dead_letter(self.session) if backend.remote else log_dead_letters)
-            journal = None
-            if self.session.durable and backend.remote:
-                journal = SpoolJournal(self.session.store_path)
-                stack.callback(journal.close)
-            self._batcher = await stack.enter_async_context(
-                self._engine(backend, record.trial_component_name, dead_letter, journal))
+            self._engine = await start_engine(stack, self._queue, backend, record.trial_component_name,
+                                              self.session, self._dead_letter)
         except BaseException:
-            self._closed = True
+            self._life.leave()
+            self._intake.refuse(self._life.closed_error)
             await stack.aclose()
             raise
+        self._life.opened()
         self._context_token = current_run.set(self)
         return self
 
-    def _engine(self, backend: Backend, trial_component_name: str, dead_letter: DeadLetter,
-                journal: SpoolJournal | None) -> Batcher | Forwarder:
-        """What drains the queue: a sender process where the session asks for one and it can work."""
-        target = backend.metrics_target() if self.session.sender == "process" and journal is None else None
-        if target is None or os.name != "posix":
-            return Batcher(self._queue, backend, trial_component_name, self.session, dead_letter, journal)
-        return Forwarder(self._queue, backend, target, trial_component_name, self.session, dead_letter)
-
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: object) -> None:
-        if self._nested:
-            self._nested -= 1
+        if self._life.leave():
             return
-        record = self._record
-        if exc is None:
-            record.status = "Completed"
-        elif self._terminated:
-            record.status, record.status_message = "Stopped", "SIGTERM"
-        elif isinstance(exc, (KeyboardInterrupt, Terminated, anyio.get_cancelled_exc_class())):
-            record.status, record.status_message = "Stopped", f"{type(exc).__name__}: {exc}".rstrip(": ")
-        else:
-            record.status, record.status_message = "Failed", f"{type(exc).__name__}: {exc}"
-        if record.status_message:
-            record.status_message = record.status_message[:MAX_STATUS_MESSAGE]
-        record.end_time = datetime.datetime.now(datetime.timezone.utc)
-        self._closed = True
+        self._intake.refuse(self._life.closed_error)
+        _record.end(self._record, exc, self._terminated)
         if self._context_token is not None:
             with contextlib.suppress(ValueError):  # exited in another context than entered
                 current_run.reset(self._context_token)
-        assert self._stack is not None
         await self._stack.aclose()
         if self._terminated:
             raise Terminated() from exc  # the process ends with 143, as SIGTERM would have ended it
 
     def _snapshot(self) -> RunRecord:
-        """The record with its own copies of parameters and artifacts: callers on other threads (the
-        sync facade) may log more while it is being saved on the engine's thread."""
-        record = self._record
-        return dataclasses.replace(record, parameters=dict(record.parameters),
-                                   input_artifacts=dict(record.input_artifacts),
-                                   output_artifacts=dict(record.output_artifacts))
+        return _record.snapshot(self._record)
 
     async def _save_final(self) -> None:
         assert self._backend is not None
-        with anyio.CancelScope(shield=True):  # a cancelled run still ends with its status saved or kept
-            try:
-                with anyio.fail_after(self.session.close_timeout):
-                    await self._backend.save_run(self._snapshot())
-            except Exception as exc:
-                await self._keep_unsaved(exc)
-
-    async def _keep_unsaved(self, error: Exception) -> None:
-        """The final save failed: keep the run's state in the local store for ``sagerun sync``."""
-        status, name, store = self._record.status, self.trial_component_name, self.session.store_path
-        if self._backend is not None and self._backend.remote:
-            try:
-                await anyio.to_thread.run_sync(keep_unsaved, store, self._snapshot(), str(error))
-            except Exception as exc:
-                error = RuntimeError(f"{error}; keeping it for later failed too: {exc}")
-            else:
-                logger.error("sagerun: the final status %s of %s was not saved: %s; it is kept in %s, and "
-                             "`sagerun sync --store %s` saves it", status, name, error, store, store)
-                return
-        logger.error("sagerun: the final status %s of %s was not saved: %s", status, name, error)
+        await _record.save_final(self._backend, self._snapshot(), self.session)
 
     async def flush(self) -> None:
         """Wait until every point logged so far is delivered or has failed for good, then save the
         parameters.
 
         Raises:
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open (``RunClosedError``: it was closed).
             BackendError: the parameters could not be saved.
         """
-        if self._batcher is None or self._backend is None or self._closed:
-            raise RuntimeError(f"{self!r} is not open: flush() works inside the run's 'with' block")
-        await self._batcher.flush()
+        self._life.require_open("flush")
+        assert self._engine is not None and self._backend is not None
+        await self._engine.flush()
         await self._backend.save_run(self._snapshot())
 
     # -- parameters -------------------------------------------------------------------------------
@@ -332,36 +239,14 @@ class Run:
     @property
     def ingest_stats(self) -> IngestStats:
         """Points enqueued, delivered, failed, dropped, rejected; queue depth and lag, right now."""
-        if self._batcher is None:  # not entered yet: points wait in the queue
+        if self._engine is None:  # not entered yet: points wait in the queue
             queue = self._queue
             return IngestStats(enqueued=len(queue), delivered=0, failed=0, dropped=queue.dropped,
                                rejected=queue.rejected, retried=0, resent_unanswered=0, queued=len(queue),
                                in_flight=0, lag=0.0, in_flight_limit=0)
-        return self._batcher.stats()
+        return self._engine.stats()
 
-    def _point(self, name: str, value: object, step: object, timestamp: object) -> Point | None:
-        """Check one point at the caller; ``None`` for a value SageMaker cannot take (counted)."""
-        if self._closed:
-            raise self._closed_error()
-        if name not in self._metric_names:
-            self._metric_names.add(check_metric_name(name))
-        if type(value) is not float:
-            value = metric_value(value)
-        if value - value != 0.0:  # type: ignore[operator]  # NaN or infinite
-            self._reject(name, value, 1)
-            return None
-        if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):  # type: ignore[operator]
-            step = check_step(step)
-        return (name, value, step, time.time() if timestamp is None else epoch_seconds(timestamp))  # type: ignore[return-value]
-
-    def _reject(self, name: str, value: object, count: int) -> None:
-        self._queue.reject(count)
-        if name not in self._nonfinite_warned:
-            self._nonfinite_warned.add(name)
-            logger.warning("sagerun: metric %r got %r, which SageMaker cannot store; such values are counted "
-                           "in run.ingest_stats.rejected and not sent (warned once per metric)", name, value)
-
-    @caller_thread
+    @caller_thread(via="_intake")
     async def log_metric(self, name: str, value: float, *, step: int | None = None,
                          timestamp: datetime.datetime | float | None = None) -> None:
         """Queue one metric point; no I/O happens here.
@@ -373,54 +258,12 @@ class Run:
 
         Raises:
             TypeError, ValueError: a bad ``name``, ``value``, ``step`` or ``timestamp`` (named).
-            RuntimeError: the run is closed.
+            RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        point = self._point(name, value, step, timestamp)
-        if point is not None and not self._queue.offer(point):
-            await self._queue.put_async(point)
+        await self._intake.log_metric_async(name, value, step=step, timestamp=timestamp)
 
-    def _items(self, metrics: Mapping[str, Any], step: Any, timestamp: Any) -> list[Item]:
-        """The checked points of ``log_metrics``: a number at one step becomes a point as
-        ``log_metric`` makes it (an array per number would cost ten times more), arrays blocks."""
-        if self._closed:
-            raise self._closed_error()
-        if not isinstance(metrics, Mapping):
-            raise TypeError(f"metrics must be a mapping of names to values or arrays; got {type(metrics).__name__}")
-        one_step = step is None or type(step) is int
-        steps = None if one_step else metric_steps(step)
-        now = time.time() if timestamp is None else None
-        blocks: list[Item] = []
-        for name, raw in metrics.items():
-            if one_step and (type(raw) is float or type(raw) is int):
-                point = self._point(name, raw, step, timestamp)
-                if point is not None:
-                    blocks.append(point)
-                continue
-            if steps is None and step is not None:
-                steps = metric_steps(step)
-            if name not in self._metric_names:
-                self._metric_names.add(check_metric_name(name))
-            values = metric_values(name, raw)
-            length = len(values)
-            block_steps = steps
-            if steps is not None and len(steps) != length:
-                if len(steps) != 1:
-                    raise ValueError(f"step has {len(steps)} entries but metric {name!r} has {length} values")
-                block_steps = np.repeat(steps, length)
-            times: np.ndarray | float = now if now is not None else metric_timestamps(timestamp, length)
-            finite = np.isfinite(values)
-            if not finite.all():
-                self._reject(name, values[~finite][0], int((~finite).sum()))
-                values = values[finite]
-                block_steps = None if block_steps is None else block_steps[finite]
-                if not isinstance(times, float):
-                    times = times[finite]
-            if len(values):
-                blocks.append(Block(name, values, block_steps, times))
-        return blocks
-
-    @caller_thread
+    @caller_thread(via="_intake")
     async def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
         """Queue many points at once from numbers or numpy arrays, at a small cost per point.
 
@@ -431,10 +274,10 @@ class Run:
 
         Raises:
             TypeError, ValueError: a bad name, values, steps or timestamps (named), or lengths that differ.
-            RuntimeError: the run is closed.
+            RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        await self._queue.put_items_async(self._items(metrics, step, timestamp))
+        await self._intake.log_metrics_async(metrics, step=step, timestamp=timestamp)
 
     # -- artifacts --------------------------------------------------------------------------------
     # Files, charts and tables: stored in S3 (SageMaker) or under the local store, and recorded as the
@@ -443,8 +286,8 @@ class Run:
     # flowing while it runs.
 
     def _artifact_parts(self, call: str) -> RunParts:
-        if self._backend is None or self._stack is None or self._closed:
-            raise RuntimeError(f"{self!r} is not open: {call}() works inside the run's 'with' block")
+        self._life.require_open(call)
+        assert self._backend is not None
         return RunParts(self._record, self._backend, self.session, self._stack)
 
     def log_artifact(self, name: str, value: str, media_type: str | None = None, is_output: bool = True) -> None:
@@ -455,10 +298,11 @@ class Run:
         Raises:
             TypeError, ValueError: a bad name (1 to 128 characters), value (at most 2048) or media type
                 (``type/subtype``), or the run already has 30 artifacts of that direction.
-            RuntimeError: the run is closed.
+            RunClosedError: the run is closed.
         """
-        if self._closed:
-            raise self._closed_error()
+        refusal = self._life.refusal()
+        if refusal is not None:
+            raise refusal
         self._artifacts.log_artifact(self._record, name, value, media_type, is_output)
 
     async def log_file(self, file_path: str, name: str | None = None, media_type: str | None = None,
@@ -475,7 +319,7 @@ class Run:
             ValueError: the file does not exist, is not a regular file or cannot be read, a bad name
                 or media type, or the run already has 30 artifacts of that direction; all before
                 anything is uploaded.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the upload failed (the message names the bucket and key).
         """
         return await self._artifacts.log_file(self._artifact_parts("log_file"), file_path, name, media_type,
@@ -491,7 +335,7 @@ class Run:
         Raises:
             ValueError: ``y_true`` and ``y_pred`` differ in length or are empty, or a bad title, or no
                 artifact slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         from .._artifacts import charts
@@ -508,7 +352,7 @@ class Run:
         Raises:
             ValueError: ``y_true`` and ``y_score`` differ in length or are empty, or scikit-learn
                 refuses them (labels that are not binary), or a bad title, or no slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         from .._artifacts import charts
@@ -527,7 +371,7 @@ class Run:
         Raises:
             ValueError: ``y_true`` and ``predicted_probabilities`` differ in length or are empty, or
                 scikit-learn refuses them, or a bad title, or no slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         from .._artifacts import charts
@@ -545,7 +389,7 @@ class Run:
         Raises:
             TypeError, ValueError: ``data`` is none of those, its columns differ in length, a bad name,
                 or no slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         return await self._artifacts.log_table(self._artifact_parts("log_table"), name, data)

@@ -1,4 +1,4 @@
-"""The training process's side of a sender process: hands the queue's points over in bulk.
+"""Ingest · the training process's side of a sender process: hands the queue's points over in bulk.
 
 In the training process this costs one socket write per ``FORWARD_INTERVAL`` (or per
 ``FORWARD_CHUNK`` points) instead of one signed HTTP request per 10 points. Points handed over stay
@@ -17,18 +17,20 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any
 
 import anyio
 import anyio.abc
 
-from .._session import Session
-from ..backends.base import Backend, MetricsTarget
-from .batcher import Batcher, DeadLetter
+from .._model.answers import DeadLetter
+from .._model.points import Point
+from .._model.session import Session
+from .._model.sink import MetricsSink, MetricsTarget
+from .batcher import Batcher
+from .drain import Drain
 from .frames import GONE, Channel
-from .points import Point
+from .messages import Close, Closed, Credentials, Dead, Flush, Flushed, Log, Message, Points, Ready, Start, Stats
 from .queue import PointQueue
-from .stats import IngestStats, LagWarning, report_close
+from .stats import IngestStats
 
 logger = logging.getLogger("sagerun")
 
@@ -43,26 +45,25 @@ CREDENTIALS_INTERVAL = 60.0
 CLOSE_GRACE = 5.0
 
 
-class Forwarder:
+class Forwarder(Drain):
     """Drains one run's queue into a sender process; use as ``async with``. Same face as ``Batcher``:
-    ``flush()``, ``stats()``; leaving flushes within ``session.close_timeout``."""
+    ``flush()``, ``stats()``; leaving flushes within ``session.close_timeout``. ``backend`` sends
+    the run's points from here once the sender process is gone."""
 
-    def __init__(self, queue: PointQueue, backend: Backend, target: MetricsTarget, trial_component_name: str,
+    fill = FORWARD_CHUNK
+    chunk = FORWARD_CHUNK
+    linger = FORWARD_INTERVAL
+
+    def __init__(self, queue: PointQueue, backend: MetricsSink, target: MetricsTarget, trial_component_name: str,
                  session: Session, dead_letter: DeadLetter) -> None:
-        self.queue = queue
+        super().__init__(queue, trial_component_name, session, dead_letter)
         self.backend = backend
         self.target = target
-        self.trial_component_name = trial_component_name
-        self.session = session
-        self.dead_letter = dead_letter
         self.forwarded = 0
         self.settled = 0
         self.lost = 0
         """Points the sender held when it died, not reported delivered: lost, or sent unconfirmed."""
-        self.kept = 0
-        """Points handed to the dead-letter hook from this side."""
-        self.counts: dict[str, Any] = {"delivered": 0, "failed": 0, "retried": 0, "resent_unanswered": 0,
-                                       "in_flight_limit": session.initial_in_flight}
+        self.counts = Stats(0, 0, 0, 0, session.initial_in_flight)
         # (forwarded count at the end of a chunk, timestamp of its first point) of chunks not yet
         # settled: the lag of what the sender holds, read without asking it
         self._chunks: collections.deque[tuple[int, float]] = collections.deque()
@@ -77,13 +78,7 @@ class Forwarder:
         self._closed = anyio.Event()
         self._flushes: dict[int, anyio.Event] = {}
         self._seq = itertools.count()
-        self._wakeup = anyio.Event()
-        self._progress = anyio.Event()
-        self._flushing = 0
-        self._closing = False
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._scope = anyio.CancelScope()
-        self._lag = LagWarning(trial_component_name, session.lag_warning)
+        self._next_credentials = 0.0
 
     async def __aenter__(self) -> Forwarder:
         ours, theirs = socket.socketpair()
@@ -98,59 +93,18 @@ class Forwarder:
             settings = {f.name: getattr(self.session, f.name) for f in dataclasses.fields(self.session)
                         if f.name != "boto_session"}
             settings["store"] = self.session.store_path
-            await self._channel.send(["start", settings, self.trial_component_name, self.target.endpoint_url,
-                                      self.target.region, await self._credentials(),
-                                      logger.getEffectiveLevel()])
+            await self._channel.send(Start(settings, self.trial_component_name, self.target.endpoint_url,
+                                           self.target.region, await self._credentials(),
+                                           logger.getEffectiveLevel()))
         except BaseException:
             ours.close()
             if self._process is not None:
                 self._process.kill()
                 await self._process.aclose()
             raise
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        self._scope = await self._task_group.start(self._run, name=f"sagerun forward {self.trial_component_name}")
+        self._next_credentials = time.monotonic() + CREDENTIALS_INTERVAL
+        await super().__aenter__()
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task_group is not None and self._channel is not None and self._process is not None
-        with anyio.CancelScope(shield=True):
-            self._closing = True
-            self._wakeup.set()
-            deadline = time.monotonic() + self.session.close_timeout
-            with anyio.move_on_after(self.session.close_timeout):
-                await self.flush()
-            if not self._dead:
-                left = max(0.0, deadline - time.monotonic())
-                try:
-                    await self._channel.send(["close", left])
-                except GONE:
-                    pass
-                with anyio.move_on_after(left + CLOSE_GRACE):
-                    await self._closed.wait()
-                if not self._closed.is_set():
-                    logger.error("sagerun: the sender process of %s did not finish in time; stopping it",
-                                 self.trial_component_name)
-                    self._process.kill()
-                    await self._closed.wait()  # the reader sees the socket close and counts the loss
-            if self._inline is not None:  # its own close flushes within what is left, not anew
-                self._inline.session = dataclasses.replace(
-                    self.session, close_timeout=max(0.0, deadline - time.monotonic()))
-        self._scope.cancel()
-        try:
-            await self._task_group.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
-                leftover = self.queue.drain_all()
-                if leftover:
-                    self._keep(leftover, "still queued when the run closed")
-                await self._channel.aclose()
-                with anyio.move_on_after(CLOSE_GRACE):
-                    await self._process.wait()
-                if self._process.returncode is None:
-                    self._process.kill()
-                await self._process.aclose()
-            report_close(self.trial_component_name, self.stats())
 
     def stats(self) -> IngestStats:
         counts = self.counts
@@ -166,86 +120,92 @@ class Forwarder:
             oldest.append(time.time() - inline.lag)
         return IngestStats(
             enqueued=queue.removed + len(queue),
-            delivered=counts["delivered"] + (inline.delivered if inline else 0),
-            failed=counts["failed"] + self.lost + self.kept + (inline.failed if inline else 0),
+            delivered=counts.delivered + (inline.delivered if inline else 0),
+            failed=counts.failed + self.lost + self.dead_lettered + (inline.failed if inline else 0),
             dropped=queue.dropped,
             rejected=queue.rejected,
-            retried=counts["retried"] + (inline.retried if inline else 0),
-            resent_unanswered=counts["resent_unanswered"] + (inline.resent_unanswered if inline else 0),
+            retried=counts.retried + (inline.retried if inline else 0),
+            resent_unanswered=counts.resent_unanswered + (inline.resent_unanswered if inline else 0),
             queued=len(queue),
             in_flight=self.forwarded - self.settled + (inline.in_flight if inline else 0),
             lag=max(0.0, time.time() - min(oldest)) if oldest else 0.0,
-            in_flight_limit=inline.in_flight_limit if inline else counts["in_flight_limit"],
+            in_flight_limit=inline.in_flight_limit if inline else counts.in_flight_limit,
         )
 
-    async def flush(self) -> None:
-        """Return once every point queued before the call is delivered or has failed for good."""
-        target = self.queue.removed + len(self.queue)
-        self._flushing += 1
-        try:
-            while self.queue.removed < target and not self._dead:
-                self._wakeup.set()
-                await self._progress.wait()
-            if not self._dead:
-                assert self._channel is not None
-                seq = next(self._seq)
-                done = self._flushes[seq] = anyio.Event()
-                try:
-                    await self._channel.send(["flush", seq])
-                except GONE:
-                    pass  # the reader finds the sender gone and ends every wait
-                await done.wait()
-            if self._dead:
-                await self._inline_ready.wait()
-                assert self._inline is not None
-                await self._inline.flush()
-        finally:
-            self._flushing -= 1
+    # -- the drain ---------------------------------------------------------------------------------
+
+    async def _run(self, tasks: anyio.abc.TaskGroup) -> None:
+        tasks.start_soon(self._read)
+        if await self._sender_ready():
+            await self._loop(tasks)
+        # The sender process is gone: the rest of the run is sent from here.
+        async with Batcher(self.queue, self.backend, self.trial_component_name, self.session,
+                           self.dead_letter, report=False) as inline:
+            self._inline = inline
+            self._inline_ready.set()
+            await anyio.sleep_forever()
+
+    def _taking(self) -> bool:
+        return not self._dead
+
+    async def _handle(self, points: list[Point], tasks: anyio.abc.TaskGroup) -> None:
+        if time.monotonic() > self._next_credentials:
+            self._next_credentials = time.monotonic() + CREDENTIALS_INTERVAL
+            await self._send_or_dead_letter(Credentials(await self._credentials()), [])
+        if points:
+            self.queue.hold(len(points))
+            if await self._send_or_dead_letter(Points(points), points):
+                self.forwarded += len(points)
+                self._chunks.append((self.forwarded, points[0][3]))
+
+    async def _settle(self) -> None:
+        if not self._dead:
+            assert self._channel is not None
+            seq = next(self._seq)
+            done = self._flushes[seq] = anyio.Event()
+            try:
+                await self._channel.send(Flush(seq))
+            except GONE:
+                pass  # the reader finds the sender gone and ends every wait
+            await done.wait()
+        if self._dead:
+            await self._inline_ready.wait()
+            assert self._inline is not None
+            await self._inline.flush()
+
+    async def _finish(self, deadline: float) -> None:
+        assert self._channel is not None and self._process is not None
+        if not self._dead:
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                await self._channel.send(Close(left))
+            except GONE:
+                pass
+            with anyio.move_on_after(left + CLOSE_GRACE):
+                await self._closed.wait()
+            if not self._closed.is_set():
+                logger.error("sagerun: the sender process of %s did not finish in time; stopping it",
+                             self.trial_component_name)
+                self._process.kill()
+                await self._closed.wait()  # the reader sees the socket close and counts the loss
+        if self._inline is not None:  # its own close flushes within what is left, not anew
+            self._inline.session = dataclasses.replace(
+                self.session, close_timeout=max(0.0, deadline - time.monotonic()))
+
+    async def _after(self) -> None:
+        assert self._channel is not None and self._process is not None
+        await self._channel.aclose()
+        with anyio.move_on_after(CLOSE_GRACE):
+            await self._process.wait()
+        if self._process.returncode is None:
+            self._process.kill()
+        await self._process.aclose()
+
+    # -- the sender process ----------------------------------------------------------------------
 
     async def _credentials(self) -> list[str | None]:
         frozen = await self.target.credentials.get_frozen_credentials()
         return [frozen.access_key, frozen.secret_key, frozen.token]
-
-    async def _run(self, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
-        # Shielded like the batcher's drain: cancelling the caller must not cut the hand-over;
-        # leaving the run ends it through this scope.
-        with anyio.CancelScope(shield=True) as scope:
-            task_status.started(scope)
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._read)
-                await self._forward()
-            # The sender process is gone: the rest of the run is sent from here.
-            async with Batcher(self.queue, self.backend, self.trial_component_name, self.session,
-                               self.dead_letter, report=False) as inline:
-                self._inline = inline
-                self._inline_ready.set()
-                await anyio.sleep_forever()
-
-    async def _forward(self) -> None:
-        queue = self.queue
-        channel = self._channel
-        assert channel is not None
-        if not await self._sender_ready():
-            return
-        next_credentials = time.monotonic() + CREDENTIALS_INTERVAL
-        while not self._dead:
-            waiting = len(queue)
-            if not waiting or (waiting < FORWARD_CHUNK and not (self._flushing or self._closing)):
-                with anyio.move_on_after(FORWARD_INTERVAL):
-                    await self._wakeup.wait()
-                self._wakeup = anyio.Event()
-                self._lag.check(self.stats)
-            points = queue.take(FORWARD_CHUNK)
-            if time.monotonic() > next_credentials:
-                next_credentials = time.monotonic() + CREDENTIALS_INTERVAL
-                await self._send_or_keep(channel, ["credentials", await self._credentials()], [])
-            if points:
-                queue.hold(len(points))
-                if await self._send_or_keep(channel, ["points", points], points):
-                    self.forwarded += len(points)
-                    self._chunks.append((self.forwarded, points[0][3]))
-            self._progress.set()
-            self._progress = anyio.Event()
 
     async def _sender_ready(self) -> bool:
         """Wait until the sender process is ready (it starts in about a second); a run that closes
@@ -255,7 +215,7 @@ class Forwarder:
                 assert self._process is not None
                 self._abandoned = self._dead = True
                 self._process.kill()
-                self._progress.set()
+                self._made_progress()
                 return False
             with anyio.move_on_after(FORWARD_INTERVAL):
                 await self._wakeup.wait()
@@ -263,13 +223,15 @@ class Forwarder:
             self._lag.check(self.stats)
         return True
 
-    async def _send_or_keep(self, channel: Channel, message: list[Any], points: list[Point]) -> bool:
+    async def _send_or_dead_letter(self, message: Message, points: list[Point]) -> bool:
         """Send ``message``; if the sender is gone, its ``points`` go to the dead-letter hook."""
+        assert self._channel is not None
         try:
-            await channel.send(message)
+            await self._channel.send(message)
         except GONE:
             self.queue.release(len(points))
-            self._keep(points, "the sender process was gone")
+            if points:
+                self._dead_letter(points, "the sender process was gone")
             await self._closed.wait()  # the reader finds it gone and switches the run to inline
             return False
         return True
@@ -279,18 +241,17 @@ class Forwarder:
         try:
             while True:
                 message = await self._channel.receive()
-                kind = message[0]
-                if kind == "ready":
+                if isinstance(message, Stats):
+                    self._settled_by(message)
+                elif isinstance(message, Dead):
+                    self._dead_letter([(n, v, s, t) for n, v, s, t in message.points], message.reason, counted=True)
+                elif isinstance(message, Log):
+                    logger.log(int(message.level), "%s", message.text)
+                elif isinstance(message, Flushed):
+                    self._flushes.pop(message.seq).set()
+                elif isinstance(message, Ready):
                     self._ready.set()
-                elif kind == "stats":
-                    self._settle(message[1])
-                elif kind == "dead":
-                    self._keep([(n, v, s, t) for n, v, s, t in message[2]], message[1], counted=True)
-                elif kind == "log":
-                    logger.log(int(message[1]), "%s", message[2])
-                elif kind == "flushed":
-                    self._flushes.pop(message[1]).set()
-                elif kind == "closed":
+                elif isinstance(message, Closed):
                     return
         except (*GONE, ValueError, KeyError):
             self._sender_died()
@@ -300,8 +261,8 @@ class Forwarder:
                 event.set()
             self._flushes.clear()
 
-    def _settle(self, counts: dict[str, Any]) -> None:
-        settled = counts["delivered"] + counts["failed"]
+    def _settled_by(self, counts: Stats) -> None:
+        settled = counts.delivered + counts.failed
         if settled > self.settled:
             self.queue.release(settled - self.settled)
             self.settled = settled
@@ -327,14 +288,3 @@ class Forwarder:
                      "lost). The run's metrics are sent from the training process from now on",
                      self.trial_component_name,
                      "stopped answering" if code is None else f"exited unexpectedly (exit code {code})", unsettled)
-
-    def _keep(self, points: list[Point], reason: str, *, counted: bool = False) -> None:
-        """Hand ``points`` to the dead-letter hook; ``counted``: the sender counted them as failed."""
-        if not points:
-            return
-        if not counted:
-            self.kept += len(points)
-        try:
-            self.dead_letter(self.trial_component_name, points, reason)
-        except Exception:
-            logger.exception("sagerun: the dead-letter hook failed; %d points are lost", len(points))

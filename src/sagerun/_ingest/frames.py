@@ -1,4 +1,4 @@
-"""Messages between a run and its sender process: orjson documents, each behind a 4-byte length.
+"""Ingest · the socket between a run and its sender process: each message as orjson behind a 4-byte length.
 
 One socket carries both directions; a lock per direction keeps frames whole when several tasks
 write (anyio refuses two concurrent sends on one stream).
@@ -7,18 +7,19 @@ write (anyio refuses two concurrent sends on one stream).
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 import anyio
 import orjson
 from anyio.abc import UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from .messages import Message, decode, encode
+
 _LENGTH = 4
 
 
 class Channel:
-    """Send and receive whole messages (JSON-able lists) over a connected Unix socket."""
+    """Send and receive whole messages over a connected Unix socket."""
 
     def __init__(self, stream: UNIXSocketStream) -> None:
         self._stream = stream
@@ -29,27 +30,25 @@ class Channel:
     async def from_socket(cls, sock: socket.socket | int) -> Channel:
         return cls(await UNIXSocketStream.from_socket(sock))
 
-    async def send(self, message: list[Any]) -> None:
+    async def send(self, message: Message) -> None:
         """Send one message.
 
         Raises:
             anyio.BrokenResourceError, anyio.ClosedResourceError: the other side is gone.
         """
-        payload = orjson.dumps(message)
+        payload = orjson.dumps(encode(message))
         async with self._send_lock:
             await self._stream.send(len(payload).to_bytes(_LENGTH, "big") + payload)
 
-    async def receive(self) -> list[Any]:
+    async def receive(self) -> Message:
         """The next message.
 
         Raises:
             anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError: the other side is gone.
+            ValueError: what came is not a message.
         """
         size = int.from_bytes(await self._reader.receive_exactly(_LENGTH), "big")
-        message = orjson.loads(await self._reader.receive_exactly(size))
-        if not isinstance(message, list) or not message:
-            raise ValueError(f"malformed sender message: {message!r:.80}")
-        return message
+        return decode(orjson.loads(await self._reader.receive_exactly(size)))
 
     async def aclose(self) -> None:
         await self._stream.aclose()

@@ -1,4 +1,4 @@
-"""An in-flight limit that adapts: additive increase while requests succeed, halving on throttling."""
+"""Ingest · an in-flight limit that adapts: additive increase while requests succeed, halving on throttling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A bounded queue of points that any thread may fill and the drain task empties.
+"""Ingest · the queue: bounded, filled by any thread, emptied by the run's drain.
 
 The hot path is one length check and one ``deque.append``, both atomic under the GIL, so callers on
 any thread never take a lock; locks guard only the slow paths (a full queue, blocks of points).
@@ -13,11 +13,20 @@ from typing import Union
 
 import anyio
 
-from .._exceptions import QueueFullError
-from .._session import FullPolicy
-from .points import Block, Point
+from .._model.errors import EngineThreadError, QueueFullError
+from .._model.session import FullPolicy
+from .._model.points import Block, Point
 
 Item = Union[Point, Block]
+
+_engine_thread: int | None = None
+
+
+def set_engine_thread(ident: int | None) -> None:
+    """Name the thread whose event loop runs the drains (the sync facade's engine), or none: a full
+    queue never waits there, since the room it waits for would be made by that same thread."""
+    global _engine_thread
+    _engine_thread = ident
 
 
 class PointQueue:
@@ -156,6 +165,11 @@ class PointQueue:
                 while self._items and len(self._items) + self._block_extra + size > self._limit:
                     self._drop_head()
             elif wait:
+                if threading.get_ident() == _engine_thread:
+                    raise EngineThreadError(
+                        "sagerun: a metric was logged to a full queue on sagerun's own event-loop thread (for "
+                        "example from a dead-letter hook), where waiting for room would wait forever. Log from "
+                        "another thread, or use the async API (sagerun.Run) in code that runs on the engine")
                 self._blocked += 1
                 try:
                     while not self._empty() and len(self._items) + self._block_extra + size > self._limit:

@@ -1,16 +1,12 @@
-"""The sender process: sends one run's metrics so that the training process does not have to.
+"""Ingest · the sender process: sends one run's metrics so that the training process does not have to.
 
 Sending costs CPU and, in Python, the GIL: in the training process it slows every step. A run's
 forwarder starts ``python -m sagerun._ingest.sender FD`` (FD: its end of a Unix socket pair) and
 hands it points in bulk; this process runs the same drain as an inline run (batches, in-flight
 limit, retries, per-item errors) over the lean BatchPutMetrics path.
 
-Parent to sender: ``["start", settings, trial_component_name, endpoint_url, region, credentials, log_level]``,
-``["points", [[name, value, step, timestamp], ...]]``, ``["credentials", [key, secret, token]]``,
-``["flush", seq]``, ``["close", seconds]``. Sender to parent: ``["ready"]``, ``["stats", {...}]``,
-``["dead", reason, points]`` (for the run's dead-letter hook), ``["log", level, text]``,
-``["flushed", seq]``, ``["closed"]``. If the parent goes away, the sender still delivers what it
-holds and keeps what it cannot deliver in the local store's spool.
+The two speak in the named types of ``messages``. If the parent goes away, the sender still
+delivers what it holds and keeps what it cannot deliver in the local store's spool.
 """
 
 from __future__ import annotations
@@ -26,12 +22,14 @@ from typing import Any, NamedTuple, Sequence
 import anyio
 import anyio.abc
 
-from .._session import Session
-from ..backends.base import ItemError
+from .._model.session import Session
+from .._model.answers import ItemError
+from ..store.spool import spool_dead_letter
 from ..backends.metrics_http import BATCH_LIMIT, MetricsHTTP
 from .batcher import Batcher
 from .frames import GONE, Channel
-from .points import Point
+from .messages import Close, Closed, Credentials, Dead, Flush, Flushed, Log, Message, Points, Ready, Start, Stats
+from .._model.points import Point
 from .queue import PointQueue
 
 logger = logging.getLogger("sagerun")
@@ -77,35 +75,33 @@ class Outbox(logging.Handler):
     def __init__(self, session: Session) -> None:
         super().__init__(logging.DEBUG)
         self.session = session
-        self.messages: list[list[Any]] = []
+        self.messages: list[Message] = []
         self.connected = True
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.connected:
-            self.messages.append(["log", record.levelno, record.getMessage()])
+            self.messages.append(Log(record.levelno, record.getMessage()))
         elif logging.lastResort is not None:
             logging.lastResort.handle(record)
 
     def dead_letter(self, trial_component_name: str, points: Sequence[Point], reason: str) -> None:
         if self.connected:
-            self.messages.append(["dead", reason, list(points)])
+            self.messages.append(Dead(reason, list(points)))
         else:
             self._spool(trial_component_name, points, reason)
 
-    def take(self) -> list[list[Any]]:
+    def take(self) -> list[Message]:
         messages, self.messages = self.messages, []
         return messages
 
-    def disconnect(self, trial_component_name: str, unsent: list[list[Any]]) -> None:
-        """The parent is gone: keep the dead letters it did not get."""
+    def disconnect(self, trial_component_name: str, unsent: list[Message]) -> None:
+        """The parent is gone: spool the dead letters it did not get."""
         self.connected = False
         for message in unsent + self.take():
-            if message[0] == "dead":
-                self._spool(trial_component_name, [tuple(p) for p in message[2]], message[1])
+            if isinstance(message, Dead):
+                self._spool(trial_component_name, [tuple(p) for p in message.points], message.reason)
 
     def _spool(self, trial_component_name: str, points: Sequence[Point], reason: str) -> None:
-        from ..store.spool import spool_dead_letter
-
         spool_dead_letter(self.session)(trial_component_name, points, reason)
 
 
@@ -124,7 +120,7 @@ class Sender:
         # process reports it settled, so its full-queue policy bounds this queue too.
         self.queue = PointQueue(sys.maxsize, "block")
         self.outbox = Outbox(session)
-        self._reported: dict[str, Any] | None = None
+        self._reported: Stats | None = None
 
     async def serve(self) -> None:
         logger.addHandler(self.outbox)
@@ -132,7 +128,7 @@ class Sender:
         try:
             async with Batcher(self.queue, HTTPSink(self.http), self.trial_component_name, self.session,
                                self.outbox.dead_letter, report=False) as batcher:
-                await self._send(["ready"])
+                await self._send(Ready())
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(self._report_every_interval, batcher)
                     close_in = await self._read(batcher, tasks)
@@ -141,7 +137,7 @@ class Sender:
                 # its close_timeout may deliver; the batcher hands the remainder to the dead letters.
                 batcher.session = dataclasses.replace(self.session, close_timeout=close_in)
             await self._report(batcher)
-            await self._send(["closed"])
+            await self._send(Closed())
         finally:
             await self.http.aclose()
 
@@ -154,21 +150,20 @@ class Sender:
             except GONE:
                 self.outbox.disconnect(self.trial_component_name, [])
                 return self.session.close_timeout
-            kind = message[0]
-            if kind == "points":
-                for name, value, step, timestamp in message[1]:
+            if isinstance(message, Points):
+                for name, value, step, timestamp in message.points:
                     put((name, value, step, timestamp))
-            elif kind == "credentials":
-                self.credentials.frozen = FrozenCredentials(*message[1])
-            elif kind == "flush":
-                tasks.start_soon(self._flush, batcher, message[1])
-            elif kind == "close":
-                return max(0.0, float(message[1]))
+            elif isinstance(message, Credentials):
+                self.credentials.frozen = FrozenCredentials(*message.credentials)
+            elif isinstance(message, Flush):
+                tasks.start_soon(self._flush, batcher, message.seq)
+            elif isinstance(message, Close):
+                return max(0.0, float(message.seconds))
 
     async def _flush(self, batcher: Batcher, seq: int) -> None:
         await batcher.flush()
         await self._report(batcher)
-        await self._send(["flushed", seq])
+        await self._send(Flushed(seq))
 
     async def _report_every_interval(self, batcher: Batcher) -> None:
         while True:
@@ -178,16 +173,14 @@ class Sender:
     async def _report(self, batcher: Batcher) -> None:
         """Send dead letters, log records, then the counts (if they changed)."""
         stats = batcher.stats()
-        counts = {"delivered": stats.delivered, "failed": stats.failed, "retried": stats.retried,
-                  "resent_unanswered": stats.resent_unanswered,
-                  "in_flight_limit": stats.in_flight_limit}
+        counts = Stats(stats.delivered, stats.failed, stats.retried, stats.resent_unanswered, stats.in_flight_limit)
         for message in self.outbox.take():
             await self._send(message)
         if counts != self._reported:
             self._reported = counts
-            await self._send(["stats", counts])
+            await self._send(counts)
 
-    async def _send(self, message: list[Any]) -> None:
+    async def _send(self, message: Message) -> None:
         if not self.outbox.connected:
             return
         try:
@@ -198,11 +191,12 @@ class Sender:
 
 async def serve(fd: int) -> None:
     channel = await Channel.from_socket(socket.socket(fileno=fd))
-    kind, settings, trial_component_name, endpoint_url, region, credentials, level = await channel.receive()
-    if kind != "start":
-        raise ValueError(f"the sender process expected 'start', got {kind!r}")
-    logger.setLevel(level)  # records below the parent's level would only be dropped there
-    sender = Sender(channel, Session(**settings), trial_component_name, endpoint_url, region, credentials)
+    start = await channel.receive()
+    if not isinstance(start, Start):
+        raise ValueError(f"the sender process expected Start, got {type(start).__name__}")
+    logger.setLevel(start.log_level)  # records below the parent's level would only be dropped there
+    sender = Sender(channel, Session(**start.settings), start.trial_component_name, start.endpoint_url,
+                    start.region, start.credentials)
     try:
         await sender.serve()
     finally:

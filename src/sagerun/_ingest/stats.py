@@ -1,4 +1,4 @@
-"""What the engine has done with the points of one run, as a user reads it."""
+"""Ingest · what the engine has done with the points of one run, as a user reads it."""
 
 from __future__ import annotations
 

@@ -4,6 +4,6 @@
 """The sync twins of ``sagerun._async``; import them from ``sagerun.sync``."""
 
 from .experiment import Experiment, list_runs, load_run
-from .run import Run, log_dead_letters
+from .run import Run
 
-__all__ = ["Experiment", "Run", "list_runs", "load_run", "log_dead_letters"]
+__all__ = ["Experiment", "Run", "list_runs", "load_run"]

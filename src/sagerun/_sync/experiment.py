@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import datetime
 
-from .. import _portal, _twins
+from . import _portal, _twins
 from .._async import experiment as _async_experiment
 from .._async.experiment import SortBy, SortOrder
-from .._ingest.batcher import DeadLetter
-from .._session import Session
+from .._model.answers import DeadLetter
+from .._model.session import Session
 from .run import Run
 
 __all__ = ["Experiment", "list_runs", "load_run"]

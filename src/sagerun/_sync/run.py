@@ -8,14 +8,13 @@ from __future__ import annotations
 import datetime
 from typing import Any, Mapping
 
-from .. import _portal, _twins
+from . import _portal, _twins
 from .._async import run as _async_run
-from .._async.run import log_dead_letters as log_dead_letters
-from .._ingest.batcher import DeadLetter
+from .._model.answers import DeadLetter
 from .._ingest.stats import IngestStats
-from .._session import Session
+from .._model.session import Session
 
-__all__ = ["Run", "log_dead_letters"]
+__all__ = ["Run"]
 # Context variables an `async with` sets for the code in its block (the current run).
 _CONTEXT_VARS = (_async_run.current_run,)
 
@@ -173,12 +172,7 @@ class Run:
             RuntimeError: the run is closed.
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        run = self._async
-        point = run._point(name, value, step, timestamp)
-        if point is not None and not run._queue.offer(point):
-            if run._queue.policy == "block":
-                _portal.check_not_loop_thread("log_metric on a full queue")
-            run._queue.put(point)
+        self._async._intake.log_metric(name, value, step=step, timestamp=timestamp)
 
     def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
         """Queue many points at once from numbers or numpy arrays, at a small cost per point.
@@ -193,12 +187,7 @@ class Run:
             RuntimeError: the run is closed.
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        run = self._async
-        queue = run._queue
-        items = run._items(metrics, step, timestamp)
-        if queue.policy == "block" and len(queue) + queue.points_in(items) > queue.capacity:
-            _portal.check_not_loop_thread("log_metrics on a full queue")
-        queue.put_items(items)
+        self._async._intake.log_metrics(metrics, step=step, timestamp=timestamp)
 
     def log_artifact(self, name: str, value: str, media_type: str | None = None, is_output: bool = True) -> None:
         """Record ``value`` (an S3 URI, a path, any text) as an output artifact of the run, or an input

@@ -1,11 +1,11 @@
-"""Where runs and their points are kept: SageMaker, or the local store."""
+"""Backends · where runs and their points are kept: SageMaker, or the local store."""
 
 from __future__ import annotations
 
 import logging
 import os
 
-from .._session import Session
+from .._model.session import Session
 from .base import Backend
 
 logger = logging.getLogger("sagerun")

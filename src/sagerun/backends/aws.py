@@ -1,4 +1,4 @@
-"""aioboto3 clients as sagerun makes them: one shared session, botocore's retries off, models
+"""Backends · aioboto3 clients as sagerun makes them: one shared session, botocore's retries off, models
 loaded off the event loop.
 
 A new aioboto3 session reloads botocore's service models on its first client (0.2-0.5 s for
@@ -20,10 +20,9 @@ import anyio
 import botocore.config
 import botocore.exceptions
 
-from .._exceptions import TransportError
-from .._ingest.retry import retry_call
-from .._session import Session
-from .metrics_http import classify
+from .._model.errors import TransportError, classify
+from .._model.retry import retry_call
+from .._model.session import Session
 
 T = TypeVar("T")
 

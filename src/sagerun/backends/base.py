@@ -1,4 +1,4 @@
-"""The small interface every backend implements.
+"""Backends · the small interface every backend implements.
 
 A backend keeps runs (``open_run``/``save_run``) and receives metric batches (``put_metrics``). It
 knows nothing of queues or retries: a whole-request failure raises ``TransportError`` and per-item
@@ -10,65 +10,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime
-from typing import Any, NamedTuple, Protocol, Sequence, Union
+from typing import Sequence
 
-from .._ingest.points import Point
-
-ParameterValue = Union[str, int, float]
-
-
-class ItemError(NamedTuple):
-    """A point of a batch the backend refused: its index in the batch and the API's code."""
-
-    index: int
-    code: str
-
-
-class MetricsTarget(NamedTuple):
-    """Where a sender process sends BatchPutMetrics: the endpoint, the region, and credentials
-    (botocore's, possibly refreshable; the process gets frozen copies)."""
-
-    endpoint_url: str
-    region: str
-    credentials: Any
-
-
-class MetricsSink(Protocol):
-    """What the drain needs of a backend: the batch size, the in-flight bound, and ``put_metrics``."""
-
-    max_batch: int
-    max_in_flight: int | None
-
-    async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
-        """Deliver at most ``max_batch`` points; return the items refused (``TransportError`` when
-        the whole request failed)."""
-
-
-@dataclasses.dataclass
-class Artifact:
-    value: str
-    media_type: str | None = None
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """What a backend keeps of one run (a SageMaker trial component created by a Run)."""
-
-    experiment_name: str
-    run_name: str
-    trial_name: str
-    trial_component_name: str
-    experiment_display_name: str | None = None
-    run_display_name: str | None = None
-    tags: list[dict[str, str]] = dataclasses.field(default_factory=list)
-    parameters: dict[str, ParameterValue] = dataclasses.field(default_factory=dict)
-    input_artifacts: dict[str, Artifact] = dataclasses.field(default_factory=dict)
-    output_artifacts: dict[str, Artifact] = dataclasses.field(default_factory=dict)
-    status: str | None = None
-    status_message: str | None = None
-    start_time: datetime.datetime | None = None
-    end_time: datetime.datetime | None = None
-
+from .._model.answers import ItemError
+from .._model.points import Point
+from .._model.records import RunRecord
+from .._model.sink import MetricsTarget
 
 class Backend(abc.ABC):
     """Keeps runs and receives their metrics."""

@@ -1,4 +1,4 @@
-"""The local store as a backend: runs and their points in one SQLite file, no AWS needed.
+"""Backends · the local store as a backend: runs and their points in one SQLite file, no AWS needed.
 
 SQLite calls block, so each one runs in a worker thread; a ``CapacityLimiter(1)`` makes the single
 connection's calls one at a time (SQLite has one writer anyway) and in the order they were made.
@@ -15,12 +15,14 @@ from typing import Any, Callable, Sequence, TypeVar
 import anyio
 import anyio.to_thread
 
-from .._exceptions import BackendError, TransportError
-from .._ingest.points import Point
-from .._session import Session
+from .._model.errors import BackendError, TransportError
+from .._model.points import Point
+from .._model.session import Session
 from ..store import db, queries, records
 from ..store.metrics import MetricWriter
-from .base import Backend, ItemError, RunRecord
+from .base import Backend
+from .._model.answers import ItemError
+from .._model.records import RunRecord
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""BatchPutMetrics on a lean path: the body built once by orjson, signed by a SigV4 for this one shape.
+"""Backends · batchPutMetrics on a lean path: the body built once by orjson, signed by a SigV4 for this one shape.
 
 A botocore client spends about 1 ms of CPU per request serialising, validating and signing through
 its generic machinery (measured in docs/performance.md); this one request is sent thousands of times
@@ -17,28 +17,14 @@ import orjson
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from .._exceptions import TransportError
-from .._ingest.points import Point
-from .base import ItemError
+from .._model.errors import TransportError, classify
+from .._model.points import Point
+from .._model.answers import ItemError
 from .sigv4 import JsonPutSigner
 
-THROTTLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-    "RequestThrottled", "RequestThrottledException", "RequestLimitExceeded", "SlowDown",
-    "ProvisionedThroughputExceededException",
-})
 #: points one BatchPutMetrics request may carry
 BATCH_LIMIT = 10
 _SIGNING_NAME = "sagemaker"  # the metrics API is signed as SageMaker, not as its endpoint prefix
-
-
-def classify(status: int, code: str, message: str) -> TransportError:
-    """The ``TransportError`` for an error answer: throttling and 5xx are worth retrying."""
-    if code in THROTTLE_CODES or status == 429:
-        return TransportError(f"throttled: {code or status}", retryable=True, throttled=True)
-    if status >= 500:
-        return TransportError(f"server error {status} {code}", retryable=True)
-    return TransportError(f"refused: {status} {code}: {message}", retryable=False)
 
 
 class MetricsHTTP:

@@ -1,4 +1,4 @@
-"""SageMaker Experiments through aioboto3: control calls and BatchPutMetrics.
+"""Backends · sageMaker Experiments through aioboto3: control calls and BatchPutMetrics.
 
 One client per service for the life of the backend, shared by the tasks of one event loop, with
 botocore's retries switched off: sagerun's retry policy is the only one.
@@ -14,12 +14,15 @@ from typing import Any, Awaitable, Callable, Sequence
 import anyio
 import botocore.exceptions
 
-from .._exceptions import BackendError, TransportError
-from .._ingest.points import Point
-from .._naming import RUN_TAG
-from .._session import Session
+from .._model.errors import BackendError, TransportError
+from .._model.points import Point
+from .._model.naming import RUN_TAG
+from .._model.session import Session
 from .aws import as_transport_error, boto_session, call_with_retries, error_code, open_client
-from .base import Artifact, Backend, ItemError, MetricsTarget, RunRecord
+from .base import Backend
+from .._model.answers import ItemError
+from .._model.records import Artifact, RunRecord
+from .._model.sink import MetricsTarget
 from .metrics_http import BATCH_LIMIT, MetricsHTTP
 
 logger = logging.getLogger("sagerun")
@@ -212,7 +215,7 @@ class SageMakerBackend(Backend):
     async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
                         sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
-        from .._naming import run_group_name
+        from .._model.naming import run_group_name
 
         after, before = self._aware(created_after), self._aware(created_before)
         # Runs are the run group's trial components that carry the Run tag: one Search a page, with
@@ -258,7 +261,7 @@ class SageMakerBackend(Backend):
 
     def _listed_run(self, component: dict[str, Any],
                     experiment_name: str) -> tuple[datetime.datetime, str, RunRecord] | None:
-        from .._naming import run_group_name
+        from .._model.naming import run_group_name
 
         name = str(component.get("TrialComponentName", ""))
         prefix = f"{experiment_name}-"

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for one fixed request shape: a JSON body PUT to a path with no query.
+"""Backends · AWS Signature Version 4 for one fixed request shape: a JSON body PUT to a path with no query.
 
 botocore's ``SigV4Auth`` handles every request AWS has and costs about 210 µs a signature here,
 over a third of the CPU of a whole BatchPutMetrics request. For this one shape the algorithm is

@@ -1,7 +1,6 @@
-"""The local store: one SQLite file holding runs, their metrics, and the spool of undelivered points.
+"""Store · the local store: one SQLite file holding runs, their metrics, and the spool of undelivered points.
 
-``sagerun.store.delivery`` (``sagerun sync``: delivery to SageMaker) is not imported here: it
-imports botocore, and aioboto3 when it runs.
+Nothing but storage: it imports only the model. Sending what it holds is ``sagerun._upload``'s.
 """
 
 from .db import DB_NAME, NoStoreError, StoreVersionError, connect, database_path, opened

@@ -1,4 +1,4 @@
-"""The local store's database file: where it lives, how it is opened, and its schema.
+"""Store · the local store's database file: where it lives, how it is opened, and its schema.
 
 One SQLite file, ``sagerun.db``, in the session's ``store_path``: WAL journal so that the CLI can
 read while a run writes, ``synchronous=NORMAL`` because a crash may lose the last transaction but
@@ -13,7 +13,7 @@ import os
 import sqlite3
 from typing import Iterator
 
-from .._exceptions import SagerunError
+from .._model.errors import SagerunError
 
 DB_NAME = "sagerun.db"
 SCHEMA_VERSION = 2  # 2: unsaved_runs

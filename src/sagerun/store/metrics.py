@@ -1,4 +1,4 @@
-"""Metric points in the local store: written in blocks of arrays, read back as arrays or points.
+"""Store · metric points in the local store: written in blocks of arrays, read back as arrays or points.
 
 A block holds the points of one series (one metric of one run) from one batch: steps as int32
 (-1 where a point has none), timestamps and values as float64, all little-endian. Reading decodes
@@ -13,7 +13,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .._ingest.points import Point
+from .._model.points import Point
 from .db import transaction
 
 _STEP = np.dtype("<i4")

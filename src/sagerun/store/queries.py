@@ -1,4 +1,4 @@
-"""Reading the local store: runs, a run by the name a person types, metric summaries and series."""
+"""Store · reading the local store: runs, a run by the name a person types, metric summaries and series."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime
 import sqlite3
 from typing import Iterator
 
-from .._exceptions import SagerunError
-from .._naming import check_name
+from .._model.errors import SagerunError
+from .._model.naming import check_name
 from .metrics import Series, read_series
 
 

@@ -1,4 +1,4 @@
-"""Runs in the local store: a ``RunRecord`` in, a ``RunRecord`` out.
+"""Store · runs in the local store: a ``RunRecord`` in, a ``RunRecord`` out.
 
 Parameters are stored as text with their type, and tags as JSON; both are read back by parsing
 (``int``, ``float``, orjson), never by evaluating anything.
@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ..backends.base import Artifact, ParameterValue, RunRecord
+from .._model.records import Artifact, ParameterValue, RunRecord
 from .db import opened, transaction
 
 _PARSERS = {"str": str, "int": int, "float": float}

@@ -1,4 +1,4 @@
-"""The spool: points that could not be delivered to SageMaker, kept until ``sagerun sync`` sends them.
+"""Store · the spool: points that could not be delivered to SageMaker, kept until ``sagerun sync`` sends them.
 
 It is a table of the local store, so nothing is lost when a run ends with the endpoint down, and
 it survives the process. Points refused for good by the API (``VALIDATION_ERROR``,
@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Iterable, NamedTuple, Sequence
 
-from .._ingest.batcher import DeadLetter, refusal_code
-from .._ingest.points import Point
-from .._session import Session
+from .._model.answers import DeadLetter, refusal_code
+from .._model.points import Point
+from .._model.session import Session
 from .db import connect, transaction
 
 logger = logging.getLogger("sagerun")

@@ -1,4 +1,4 @@
-"""Checks of what the caller logs, made at the call so that errors point at the caller's line."""
+"""Model · checks of what the caller logs, made at the call so that errors point at the caller's line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What travels through the engine: single points and blocks of points from numpy arrays."""
+"""Model · what travels through the engine: single points and blocks of points from numpy arrays."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Names of experiments, run groups and runs, by the rules of sagemaker.experiments."""
+"""Model · names of experiments, run groups and runs, by the rules of sagemaker.experiments."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``sagerun`` command: look at runs in the local store, export them, and sync them to SageMaker.
+"""Entry · the ``sagerun`` command: look at runs in the local store, export them, and sync them to SageMaker.
 
 Every command takes ``--store PATH`` (default: ``$SAGERUN_HOME``, else ``./sagerun``) and ``--json``
 for scripts. Failures print one line on stderr and exit with status 1, never a traceback (``-v``
@@ -7,112 +7,26 @@ logs it).
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
-import datetime
 import functools
 import logging
-import os
-import sqlite3
 import sys
-from typing import IO, Any, Callable, Iterator, TypeVar
+from typing import Any
 
 import click
-import orjson
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from ._artifacts.preview import DEFAULT_ROWS, DEFAULT_SIZE, artifact_kinds, chart_png, table_preview
-from ._exceptions import SagerunError
-from ._session import Session
-from .store import opened, queries
-from .store.metrics import NO_STEP
-from .store.records import load_parameters, load_run
-
-logger = logging.getLogger("sagerun")
-F = TypeVar("F", bound=Callable[..., Any])
-_HANDLED = (SagerunError, ValueError, LookupError, sqlite3.Error, OSError)
+from .._artifacts.preview import DEFAULT_ROWS, DEFAULT_SIZE, artifact_kinds, chart_png, table_preview
+from .._model.session import Session
+from ..store import queries
+from ..store.records import load_parameters, load_run
+from .common import (Group, duration, echo_json, local_time, make_console, make_table, number, open_store,
+                     store_options, store_path)
+from .export import export
 
 
-class _Group(click.Group):
-    """Turns the failures a user can act on into one line on stderr and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            # The reader went away (`sagerun export RUN | head`): stop quietly, as Unix tools do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except _HANDLED as exc:
-            logger.debug("sagerun: the command failed", exc_info=True)
-            message = str(exc) or type(exc).__name__
-            if isinstance(exc, sqlite3.Error):
-                message = f"the local store could not be read or written: {message}"
-            raise click.ClickException(message) from None
-        except Exception as exc:  # a bug: still one line, with the way to the traceback
-            logger.debug("sagerun: the command failed", exc_info=True)
-            raise click.ClickException(f"internal error: {type(exc).__name__}: {exc} (`sagerun -vv ...` shows "
-                                       "the traceback; please report it)") from None
-
-
-def _store_options(command: F) -> F:
-    command = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")(command)
-    return click.option("--store", metavar="PATH", default=None,
-                        help="Folder of the local store [default: $SAGERUN_HOME, else ./sagerun].")(command)
-
-
-def _store_path(store: str | None) -> str:
-    return store or Session.from_env().store_path
-
-
-def _open(store: str | None) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-    return opened(_store_path(store))
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal:  # piped: rich would assume 80 columns and cut names short
-        console = Console(highlight=False, width=max(console.width, 240))
-    return console
-
-
-def _table(*headers: str, title: str | None = None) -> Table:
-    """A table whose cells wrap rather than end in an ellipsis: names must stay whole to be copied."""
-    table = Table(title=title, title_justify="left")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    return table
-
-
-def _local(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)}m{rest:04.1f}s" if minutes else f"{rest:.1f}s"
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "-" if value is None else str(value)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug with tracebacks).")
 @click.version_option(package_name="sagerun")
 def cli(verbose: int) -> None:
@@ -125,22 +39,22 @@ def cli(verbose: int) -> None:
 
 
 @cli.command(short_help="Train a small model, logged to the local store (no AWS needed).")
-@_store_options
+@store_options
 @click.option("--epochs", default=30, show_default=True, help="Passes over the training set.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split, the initial order and the batches.")
 def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
     """Train a small classifier on scikit-learn's digits and log it to the local store (no AWS needed)."""
     import anyio
 
-    from .demo import train
+    from ..demo import train
 
-    path = _store_path(store)
+    path = store_path(store)
     result = anyio.run(functools.partial(train, path, epochs=epochs, seed=seed))
     command = f"sagerun show {result.ref}"
     if store and store != Session.from_env().store_path:
         command += f" --store {path}"
     if as_json:
-        _echo_json({**dataclasses.asdict(result), "show": command})
+        echo_json({**dataclasses.asdict(result), "show": command})
         return
     click.echo(f"Trained a logistic regression on scikit-learn's digits: {epochs} epochs, {result.steps} steps, "
                f"validation accuracy {result.val_accuracy:.3f} ({result.seconds:.1f} s).")
@@ -151,89 +65,89 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
 
 
 @cli.command(short_help="List the runs of the local store.")
-@_store_options
+@store_options
 @click.argument("experiment", required=False)
 def runs(store: str | None, as_json: bool, experiment: str | None) -> None:
     """List the runs of the local store, or of EXPERIMENT, newest first (as list_runs does)."""
-    with _open(store) as conn:
+    with open_store(store) as conn:
         found = queries.list_runs(conn, experiment)[::-1]
     if as_json:
-        _echo_json([run.as_json() for run in found])
+        echo_json([run.as_json() for run in found])
         return
     if not found:
-        click.echo(f"no runs in {_store_path(store)} yet: `sagerun demo` logs one")
+        click.echo(f"no runs in {store_path(store)} yet: `sagerun demo` logs one")
         return
-    table = _table("Experiment", "Run", "Status", "Started", "Duration", "Metrics", "Points")
+    table = make_table("Experiment", "Run", "Status", "Started", "Duration", "Metrics", "Points")
     for run in found:
-        table.add_row(run.experiment, run.name, run.status or "-", _local(run.start_time), _duration(run.duration),
+        table.add_row(run.experiment, run.name, run.status or "-", local_time(run.start_time), duration(run.duration),
                       str(run.metrics), f"{run.points:,}")
-    _console().print(table)
+    make_console().print(table)
 
 
 @cli.command(short_help="A run's parameters, and last/min/max/count of each metric.")
-@_store_options
+@store_options
 @click.argument("run")
 def show(store: str | None, as_json: bool, run: str) -> None:
     """Show RUN (a run name or EXPERIMENT/RUN): its parameters and, per metric, last, min, max and count."""
-    with _open(store) as conn:
+    with open_store(store) as conn:
         info = queries.find_run(conn, run)
         record = load_run(conn, info.id)
         summaries = queries.metric_summaries(conn, info.id)
     artifacts: dict[str, dict[str, dict[str, Any]]] = {}
     for direction, held in (("input", record.input_artifacts), ("output", record.output_artifacts)):
         # What each one is (a chart, a table, a file, a value): read from the first line of local documents.
-        kinds = artifact_kinds(_store_path(store), info.trial_component_name, held)
+        kinds = artifact_kinds(store_path(store), info.trial_component_name, held)
         artifacts[direction] = {name: {**dataclasses.asdict(a), "kind": kinds[name]} for name, a in held.items()}
     if as_json:
-        _echo_json({**info.as_json(), "tags": record.tags, "parameters": record.parameters, "artifacts": artifacts,
-                    "metrics": [s.as_json() for s in summaries]})
+        echo_json({**info.as_json(), "tags": record.tags, "parameters": record.parameters, "artifacts": artifacts,
+                   "metrics": [s.as_json() for s in summaries]})
         return
-    console = _console()
-    console.print(f"[bold]{info.ref}[/bold]  {info.status or '-'}  started {_local(info.start_time)}  "
-                  f"duration {_duration(info.duration)}", markup=True)
+    console = make_console()
+    console.print(f"[bold]{info.ref}[/bold]  {info.status or '-'}  started {local_time(info.start_time)}  "
+                  f"duration {duration(info.duration)}", markup=True)
     if info.status_message:
         console.print(f"status message: {info.status_message}", markup=False)
-    parameters = _table("Parameter", "Value", title="Parameters")
+    parameters = make_table("Parameter", "Value", title="Parameters")
     for name, value in record.parameters.items():
-        parameters.add_row(name, _number(value))
-    metrics = _table("Metric", "Last", "Step", "Min", "Max", "Count", title="Metrics")
+        parameters.add_row(name, number(value))
+    metrics = make_table("Metric", "Last", "Step", "Min", "Max", "Count", title="Metrics")
     for s in summaries:
-        metrics.add_row(s.name, _number(s.last), _number(s.last_step), _number(s.min), _number(s.max), f"{s.count:,}")
+        metrics.add_row(s.name, number(s.last), number(s.last_step), number(s.min), number(s.max), f"{s.count:,}")
     console.print(parameters if record.parameters else "no parameters")
     console.print(metrics if summaries else "no metrics")
     for kind, group in artifacts.items():
         if group:
-            table = _table("Name", "Kind", "Value", "Media type", title=f"{kind.capitalize()} artifacts")
+            table = make_table("Name", "Kind", "Value", "Media type", title=f"{kind.capitalize()} artifacts")
             for name, artifact in group.items():
                 table.add_row(Text(name), artifact["kind"], Text(artifact["value"]), artifact["media_type"] or "-")
             console.print(table)
 
 
 @cli.command(short_help="The first rows of a table a run logged.")
-@_store_options
+@store_options
 @click.argument("run")
 @click.argument("name")
 @click.option("--rows", "-n", default=DEFAULT_ROWS, show_default=True, type=click.IntRange(0),
               help="How many rows to show (only those are read, however large the table).")
 def table(store: str | None, as_json: bool, run: str, name: str, rows: int) -> None:
     """Print the first rows of table NAME that RUN (a run name or EXPERIMENT/RUN) logged with log_table."""
-    found, preview = table_preview(_store_path(store), run, name, rows=rows)
+    found, preview = table_preview(store_path(store), run, name, rows=rows)
     if as_json:
-        _echo_json({"run": found.run.ref, "artifact": name, "value": found.artifact.value, "title": preview.title,
-                    "columns": preview.columns, "rows": preview.rows, "row_count": preview.row_count})
+        echo_json({"run": found.run.ref, "artifact": name, "value": found.artifact.value, "title": preview.title,
+                   "columns": preview.columns, "rows": preview.rows, "row_count": preview.row_count})
         return
-    console = _console()
+    console = make_console()
     # A line of its own: as a table title it would wrap to the width of a narrow table.
     console.print(f"{name} of {found.run.ref}: {len(preview.rows):,} of {preview.row_count:,} rows", markup=False)
-    shown = _table(*preview.column_names)
+    shown = make_table(*preview.column_names)
     for row in preview.rows:
         # Text, not markup: a cell reading "[red]" is data.
-        shown.add_row(*(Text(_number(cell)) for cell in row))
+        shown.add_row(*(Text(number(cell)) for cell in row))
     console.print(shown)
 
 
 @cli.command(short_help="Draw a chart a run logged (confusion matrix, ROC, precision-recall) to a PNG.")
-@_store_options
+@store_options
 @click.argument("run")
 @click.argument("name")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, writable=True),
@@ -245,103 +159,42 @@ def table(store: str | None, as_json: bool, run: str, name: str, rows: int) -> N
 def chart(store: str | None, as_json: bool, run: str, name: str, out: str, width: int, height: int) -> None:
     """Draw chart NAME of RUN, logged with log_confusion_matrix, log_roc_curve or log_precision_recall, to a
     PNG image. Needs matplotlib: pip install 'sagerun[charts]'."""
-    drawn = chart_png(_store_path(store), run, name, out, width=width, height=height)
+    drawn = chart_png(store_path(store), run, name, out, width=width, height=height)
     if as_json:
-        _echo_json(drawn)
+        echo_json(drawn)
         return
     click.echo(f"drew {drawn['type']} {name!r} of {drawn['run']} to {drawn['out']} ({width}x{height} pixels)")
 
 
 @cli.command(short_help="Parameters and final metric values of runs, side by side.")
-@_store_options
+@store_options
 @click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
 def compare(store: str | None, as_json: bool, run_refs: tuple[str, ...]) -> None:
     """Compare runs side by side: their parameters and the last value of each metric."""
     if len(run_refs) < 2:
         raise click.UsageError("compare needs at least two runs, e.g. `sagerun compare RUN_A RUN_B`")
-    with _open(store) as conn:
+    with open_store(store) as conn:
         found = [queries.find_run(conn, ref) for ref in run_refs]
         parameters = [load_parameters(conn, info.id) for info in found]
         finals = [{s.name: s.last for s in queries.metric_summaries(conn, info.id)} for info in found]
     if as_json:
-        _echo_json({"runs": [{**info.as_json(), "parameters": p, "metrics": f}
-                             for info, p, f in zip(found, parameters, finals)]})
+        echo_json({"runs": [{**info.as_json(), "parameters": p, "metrics": f}
+                            for info, p, f in zip(found, parameters, finals)]})
         return
-    table = _table("", *(info.ref for info in found))
+    table = make_table("", *(info.ref for info in found))
     table.add_row("status", *(info.status or "-" for info in found))
     for section, by_run in (("parameter", parameters), ("metric", finals)):
         names = sorted(set().union(*by_run))
         for position, name in enumerate(names):
-            cells = [_number(values.get(name)) for values in by_run]
+            cells = [number(values.get(name)) for values in by_run]
             # Bold where the runs differ: what a comparison is looked at for.
             table.add_row(f"[dim]{section}[/dim] {name}", *cells, end_section=position == len(names) - 1,
                           style="bold" if len(set(cells)) > 1 else None)
-    _console().print(table)
-
-
-@cli.command(short_help="Every metric point of a run, as CSV or JSON.")
-@_store_options
-@click.argument("run")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
-              help="csv: one row per point (metric, step, timestamp, value); json: the run with its series.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write to this file instead of stdout.")
-def export(store: str | None, as_json: bool, run: str, fmt: str, output: str | None) -> None:
-    """Export every metric point of RUN as CSV or JSON (--json is --format json)."""
-    fmt = "json" if as_json else fmt
-    with _open(store) as conn:
-        info = queries.find_run(conn, run)  # before the output file is created: no empty file on a typo
-        series = queries.read_metrics(conn, info.id)
-        with _sink(output) as sink:
-            if fmt == "csv":
-                count = _write_csv(sink, series)
-            else:
-                count = _write_json(sink, info, load_parameters(conn, info.id), series)
-    if output:
-        click.echo(f"wrote {count:,} points of {info.ref} to {output}", err=True)
-
-
-@contextlib.contextmanager
-def _sink(output: str | None) -> Iterator[IO[str]]:
-    if output is None:
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    with open(output, "w", newline="", encoding="utf-8") as file:
-        yield file
-
-
-def _write_csv(sink: IO[str], all_series: Iterator[Any]) -> int:
-    writer = csv.writer(sink, lineterminator="\n")
-    writer.writerow(["metric", "step", "timestamp", "value"])
-    count = 0
-    for series in all_series:
-        writer.writerows((name, "" if step is None else step, repr(timestamp), repr(value))
-                         for name, value, step, timestamp in series.points())
-        count += len(series.values)
-    return count
-
-
-def _write_json(sink: IO[str], info: queries.RunInfo, parameters: dict[str, Any], all_series: Iterator[Any]) -> int:
-    # Written one series at a time so that a run of millions of points never sits in memory as JSON:
-    # the run's object is opened without its closing brace, and the series follow.
-    head = orjson.dumps({**info.as_json(), "parameters": parameters}).decode()
-    sink.write(head[:-1] + ',"metrics":[')
-    count = 0
-    for n, series in enumerate(all_series):
-        steps: Any = series.steps
-        if (steps == NO_STEP).any():
-            steps = [None if s == NO_STEP else s for s in steps.tolist()]
-        sink.write(("," if n else "") + orjson.dumps(
-            {"name": series.name, "steps": steps, "timestamps": series.timestamps, "values": series.values},
-            option=orjson.OPT_SERIALIZE_NUMPY).decode())
-        count += len(series.values)
-    sink.write("]}\n")
-    return count
+    make_console().print(table)
 
 
 @cli.command(short_help="Send undelivered points, and local runs, to SageMaker.")
-@_store_options
+@store_options
 @click.option("--run", "run_refs", metavar="RUN", multiple=True,
               help="Also push this run of the local store to SageMaker (repeatable).")
 @click.option("--all-local", is_flag=True, help="Also push every run of the local store to SageMaker.")
@@ -359,17 +212,17 @@ def sync(store: str | None, as_json: bool, run_refs: tuple[str, ...], all_local:
     """
     import anyio
 
-    from .store.delivery import sync_store
+    from .._upload import upload_store
 
-    session = Session.from_env(store=_store_path(store))
+    session = Session.from_env(store=store_path(store))
     if deadline is not None:
         session = dataclasses.replace(session, retry_deadline=deadline)
     with _ProgressBar(enabled=not as_json) as progress:
-        report = anyio.run(functools.partial(sync_store, session, runs=run_refs, all_local=all_local,
+        report = anyio.run(functools.partial(upload_store, session, runs=run_refs, all_local=all_local,
                                              retry_refused=retry_refused, concurrency=concurrency,
                                              progress=progress))
     if as_json:
-        _echo_json(report.as_json())
+        echo_json(report.as_json())
         if report.error:
             sys.exit(1)
         return
@@ -414,6 +267,9 @@ class _ProgressBar:
     def advance(self, settled: int) -> None:
         if self._task is not None:
             self._progress.advance(self._task, settled)
+
+
+cli.add_command(export)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Which SageMaker job this process runs in, found as the SageMaker SDK finds it for ``load_run()``.
+"""Model · which SageMaker job this process runs in, found as the SageMaker SDK finds it for ``load_run()``.
 
 In order: ``TRAINING_JOB_ARN`` in the environment (set by SageMaker in training containers), else
 the processing job's ``/opt/ml/config/processingjobconfig.json`` (its ``ProcessingJobArn``), else

@@ -1,4 +1,4 @@
-"""Configuration of sagerun, read once: a frozen ``Session``."""
+"""Model · configuration of sagerun, read once: a frozen ``Session``."""
 
 from __future__ import annotations
 

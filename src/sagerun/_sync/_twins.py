@@ -1,36 +1,21 @@
-"""Async objects and their generated sync twins.
+"""Sync mirror · async objects and their generated sync twins.
 
 ``scripts/unasync.py`` writes ``sagerun._sync`` from ``sagerun._async``: each async class with
 coroutine methods gets a sync class of the same name that holds the async object in ``_async``.
 This module pairs the two, so that a value crossing the facade (a ``Run`` returned by
 ``load_run``, a list of them from ``list_runs``) comes out as the sync twin, and the same async
 object always as the same sync object (``load_run()`` inside ``with Run(...) as run`` is ``run``).
-
-It also holds the one marker the async sources carry for the generator, ``caller_thread``.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Callable, TypeVar
-
-F = TypeVar("F", bound=Callable[..., Any])
+from typing import Any, Callable
 
 _sync_class_of: dict[type, type] = {}
 _twin_of: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 _lock = threading.Lock()
-
-
-def caller_thread(method: F) -> F:
-    """Mark a coroutine method whose sync twin runs on the caller's thread, not on the portal.
-
-    Such a method only checks its arguments and puts them in a thread-safe queue; its sync twin
-    (written by ``scripts/unasync.py``) does the same from the caller's thread, so the hot path
-    never waits for another thread. Costs nothing at run time: it only sets an attribute.
-    """
-    method.__sagerun_caller_thread__ = True  # type: ignore[attr-defined]
-    return method
 
 
 def pair_classes(async_class: type, sync_class: type) -> None:

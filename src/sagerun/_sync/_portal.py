@@ -1,10 +1,11 @@
-"""The one background event loop of the sync facade: a thread running an anyio blocking portal.
+"""Sync mirror · the one background event loop of the sync facade: a thread running an anyio blocking portal.
 
 Started on the first sync call that needs it, never in the caller's thread (so the facade works
 where a loop already runs, as in Jupyter). Each coroutine runs on it in a copy of the caller's
 context, so context-based lookups (the current run) see what the caller sees. At interpreter exit
 the runs still open are closed, each flushing within its session's ``close_timeout``, then the
-loop stops. A forked child starts with no engine: the parent's loop thread does not exist there.
+loop stops. A forked child starts with no engine: the parent's loop thread does not exist there
+(the runs it inherited refuse points there on their own: ``sagerun._async._fork``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, ContextManager
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._signals import install_sigterm_handler
-
-from ._ingest.queue import PointQueue
+from .._async._signals import install_sigterm_handler
+from .._ingest.queue import set_engine_thread
+from .._model.errors import EngineStoppedError, EngineThreadError
 
 __all__ = ["call", "check_not_loop_thread", "enter", "leave", "portal"]
 
@@ -38,7 +39,6 @@ class _Entered:
     """One sync ``with`` block open on the portal."""
 
     owner: object
-    async_obj: object
     wrapped: ContextManager[Any]
     tokens: list[contextvars.Token[Any]]
     pid: int
@@ -65,12 +65,12 @@ _atexit_registered = False
 
 
 def check_not_loop_thread(what: str) -> None:
-    """Raise ``RuntimeError`` if called on the engine's own loop thread, where waiting deadlocks.
+    """Raise ``EngineThreadError`` if called on the engine's own loop thread, where waiting deadlocks.
 
     Code runs there when sagerun calls back into user code, as the dead-letter hook does.
     """
     if threading.get_ident() == _state.thread_id:
-        raise RuntimeError(
+        raise EngineThreadError(
             f"sagerun: {what} was called on sagerun's own event-loop thread (for example from a "
             "dead-letter hook) and would wait for that thread forever. Call it from another thread, "
             "or use the async API (sagerun.Run) in code that runs on the engine"
@@ -90,12 +90,13 @@ def _start() -> BlockingPortal:
     state = _state
     with state.lock:
         if state.stopped:
-            raise RuntimeError("sagerun: the engine has shut down because the interpreter is exiting; "
+            raise EngineStoppedError("sagerun: the engine has shut down because the interpreter is exiting; "
                                "sync calls made during shutdown cannot run")
         if state.portal is None:
             cm = start_blocking_portal("asyncio")
             started = cm.__enter__()
             state.thread_id, daemon = started.call(_name_loop_thread)
+            set_engine_thread(state.thread_id)
             state.portal_cm, state.portal = cm, started
             if not _atexit_registered:
                 _atexit_registered = True
@@ -119,7 +120,8 @@ def call(fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` on the engine's loop, in a copy of the caller's context; wait.
 
     Raises:
-        RuntimeError: called on the engine's own thread, or the engine has shut down.
+        EngineThreadError: called on the engine's own thread.
+        EngineStoppedError: the engine has shut down (the interpreter is exiting).
         Whatever ``fn`` raises.
     """
     check_not_loop_thread(getattr(fn, "__qualname__", repr(fn)) + "()")
@@ -167,7 +169,7 @@ def enter(owner: object, async_cm: AsyncContextManager[T],
     ``async with`` would leave them for the code inside the block.
 
     Raises:
-        RuntimeError: called on the engine's own thread.
+        EngineThreadError: called on the engine's own thread.
         Whatever ``__aenter__`` raises.
     """
     check_not_loop_thread(f"entering {owner!r}")
@@ -177,7 +179,7 @@ def enter(owner: object, async_cm: AsyncContextManager[T],
     result = wrapped.__enter__()
     tokens = [var.set(value) for var, value in capture.values]
     with _state.lock:
-        _state.open.setdefault(id(owner), []).append(_Entered(owner, async_cm, wrapped, tokens, os.getpid()))
+        _state.open.setdefault(id(owner), []).append(_Entered(owner, wrapped, tokens, os.getpid()))
     return result
 
 
@@ -188,7 +190,7 @@ def leave(owner: object, exc_type: type[BaseException] | None, exc: BaseExceptio
     In a forked child, leaving a block the parent entered does nothing: its engine is not here.
 
     Raises:
-        RuntimeError: ``owner`` is not entered, or called on the engine's own thread.
+        RuntimeError: ``owner`` is not entered (EngineThreadError: called on the engine's own thread).
     """
     state = _state
     with state.lock:
@@ -252,37 +254,7 @@ def _stop(state: _State) -> None:
         current.call(current.stop, True)
     cm.__exit__(None, None, None)
     state.thread_id = None
-
-
-class _ForkedQueue(PointQueue):
-    """What an inherited run's queue becomes in a forked child: empty, and refusing points."""
-
-    message = ""
-
-    def __init__(self, parent: PointQueue, message: str) -> None:
-        super().__init__(parent.capacity, parent.policy)
-        self.removed, self.dropped, self.rejected = parent.removed, parent.dropped, parent.rejected
-        self.message = message
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(self.message)
-
-    put = offer = put_async = put_block = put_block_async = _refuse  # type: ignore[assignment]
-
-
-def _disown(async_obj: object, parent_pid: int) -> None:
-    """Make a run the parent had open refuse points in the child, and forget the parent's queue."""
-    queue = getattr(async_obj, "_queue", None)
-    if not isinstance(queue, PointQueue):
-        return
-    message = (
-        f"sagerun: {async_obj!r} was opened in process {parent_pid}, and this process ({os.getpid()}) was "
-        "forked from it: its engine is not here, so a forked child cannot log to the parent's run. In "
-        "the child, open the run on an engine of its own: "
-        f"with load_run(run_name={getattr(async_obj, 'run_name', '...')!r}, "
-        f"experiment_name={getattr(async_obj, 'experiment_name', '...')!r}) as run: ..."
-    )
-    async_obj._queue = _ForkedQueue(queue, message)  # type: ignore[attr-defined]
+    set_engine_thread(None)
 
 
 _orphans: list[_State] = []
@@ -303,9 +275,8 @@ def _after_fork_in_child() -> None:
     for table in (parent.open, parent.inherited):
         for key, stack in table.items():
             child.inherited.setdefault(key, []).extend(stack)
-            for entry in stack:
-                _disown(entry.async_obj, entry.pid)
     _state = child
+    set_engine_thread(None)
 
 
 # A child must not reuse the parent's loop: its thread did not survive the fork.

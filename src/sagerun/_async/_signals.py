@@ -1,4 +1,4 @@
-"""SIGTERM ends a run as Stopped, with its points flushed, instead of killing the process mid-run.
+"""Run · SIGTERM ends a run as Stopped, with its points flushed, instead of killing the process mid-run.
 
 SageMaker stops a training or processing job with SIGTERM (then SIGKILL after a grace period), and
 Python's default action for it ends the process at once: the run stays InProgress and its queue is
@@ -12,6 +12,7 @@ task that opened it instead (``route_sigterm_to_task``) and raises ``Terminated`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 from types import FrameType
@@ -56,3 +57,31 @@ def route_sigterm_to_task(on_term: Callable[[], None]) -> Callable[[], None] | N
         loop.remove_signal_handler(signal.SIGTERM)  # back to the default action
 
     return undo
+
+
+def arm(stack: contextlib.AsyncExitStack, stopped: Callable[[], None]) -> None:
+    """Make SIGTERM stop the run being opened by the current task, until ``stack`` closes.
+
+    On the main thread's asyncio loop, ``stopped`` is called and the task is cancelled
+    (``route_sigterm_to_task``); elsewhere the handler that raises ``Terminated`` is installed.
+    """
+    task = _asyncio_task()
+
+    def on_term() -> None:
+        stopped()
+        if task is not None:
+            task.cancel()
+
+    undo = route_sigterm_to_task(on_term) if task is not None else None
+    if undo is not None:
+        stack.callback(undo)
+    else:
+        install_sigterm_handler()
+
+
+def _asyncio_task() -> asyncio.Task[object] | None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio, or no loop
+        return None
+    return asyncio.current_task()

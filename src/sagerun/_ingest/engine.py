@@ -1,0 +1,51 @@
+"""Ingest · the engine of one run, wired in one place: which drain empties its queue (a sender
+process, or the inline drain), what durable mode journals, and where failed points go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Sequence, Union
+
+from .._model.answers import DeadLetter
+from .._model.points import Point
+from .._model.session import Session
+from ..backends.base import Backend
+from ..store.spool import SpoolJournal, spool_dead_letter
+from .batcher import Batcher
+from .forwarder import Forwarder
+from .queue import PointQueue
+
+logger = logging.getLogger("sagerun")
+
+Engine = Union[Batcher, Forwarder]
+
+
+def log_dead_letters(trial_component_name: str, points: Sequence[Point], reason: str) -> None:
+    """The dead-letter hook of runs whose backend keeps no spool: say what was not delivered, loudly."""
+    logger.warning("sagerun: %d points of %s could not be delivered (%s)", len(points), trial_component_name, reason)
+
+
+async def start_engine(stack: contextlib.AsyncExitStack, queue: PointQueue, backend: Backend,
+                       trial_component_name: str, session: Session, dead_letter: DeadLetter | None) -> Engine:
+    """Start draining ``queue`` into the entered ``backend``; ``stack`` closes the engine, flushing it.
+
+    A remote backend's failed points go to the local store's spool unless ``dead_letter`` is given.
+    A sender process sends them where the session asks for one and it can work: not in durable mode
+    (it journals from this process), not for a backend that only this process can reach.
+    """
+    if dead_letter is None:
+        dead_letter = spool_dead_letter(session) if backend.remote else log_dead_letters
+    journal = None
+    if session.durable and backend.remote:
+        journal = SpoolJournal(session.store_path)
+        stack.callback(journal.close)
+    target = backend.metrics_target() if session.sender == "process" and journal is None else None
+    drain: Engine
+    if target is None or os.name != "posix":
+        drain = Batcher(queue, backend, trial_component_name, session, dead_letter, journal)
+    else:
+        drain = Forwarder(queue, backend, target, trial_component_name, session, dead_letter)
+    return await stack.enter_async_context(drain)

@@ -10,8 +10,8 @@ from typing import Any, Mapping
 
 from . import _portal, _twins
 from .._async import run as _async_run
-from .._model.answers import DeadLetter
 from .._ingest.stats import IngestStats
+from .._model.answers import DeadLetter
 from .._model.session import Session
 
 __all__ = ["Run"]
@@ -119,7 +119,7 @@ class Run:
         parameters.
 
         Raises:
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open (``RunClosedError``: it was closed).
             BackendError: the parameters could not be saved.
         """
         _portal.call(self._async.flush)
@@ -169,10 +169,10 @@ class Run:
 
         Raises:
             TypeError, ValueError: a bad ``name``, ``value``, ``step`` or ``timestamp`` (named).
-            RuntimeError: the run is closed.
+            RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        self._async._intake.log_metric(name, value, step=step, timestamp=timestamp)
+        self._async._intake.log_metric(name=name, value=value, step=step, timestamp=timestamp)
 
     def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
         """Queue many points at once from numbers or numpy arrays, at a small cost per point.
@@ -184,10 +184,10 @@ class Run:
 
         Raises:
             TypeError, ValueError: a bad name, values, steps or timestamps (named), or lengths that differ.
-            RuntimeError: the run is closed.
+            RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        self._async._intake.log_metrics(metrics, step=step, timestamp=timestamp)
+        self._async._intake.log_metrics(metrics=metrics, step=step, timestamp=timestamp)
 
     def log_artifact(self, name: str, value: str, media_type: str | None = None, is_output: bool = True) -> None:
         """Record ``value`` (an S3 URI, a path, any text) as an output artifact of the run, or an input
@@ -197,7 +197,7 @@ class Run:
         Raises:
             TypeError, ValueError: a bad name (1 to 128 characters), value (at most 2048) or media type
                 (``type/subtype``), or the run already has 30 artifacts of that direction.
-            RuntimeError: the run is closed.
+            RunClosedError: the run is closed.
         """
         self._async.log_artifact(name=name, value=value, media_type=media_type, is_output=is_output)
 
@@ -220,7 +220,7 @@ class Run:
             ValueError: the file does not exist, is not a regular file or cannot be read, a bad name
                 or media type, or the run already has 30 artifacts of that direction; all before
                 anything is uploaded.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the upload failed (the message names the bucket and key).
         """
         return _portal.call(
@@ -240,7 +240,7 @@ class Run:
         Raises:
             ValueError: ``y_true`` and ``y_pred`` differ in length or are empty, or a bad title, or no
                 artifact slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         return _portal.call(
@@ -259,7 +259,7 @@ class Run:
         Raises:
             ValueError: ``y_true`` and ``y_score`` differ in length or are empty, or scikit-learn
                 refuses them (labels that are not binary), or a bad title, or no slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         return _portal.call(self._async.log_roc_curve, y_true=y_true, y_score=y_score, title=title, is_output=is_output)
@@ -281,7 +281,7 @@ class Run:
         Raises:
             ValueError: ``y_true`` and ``predicted_probabilities`` differ in length or are empty, or
                 scikit-learn refuses them, or a bad title, or no slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         return _portal.call(
@@ -303,7 +303,7 @@ class Run:
         Raises:
             TypeError, ValueError: ``data`` is none of those, its columns differ in length, a bad name,
                 or no slot is left.
-            RuntimeError: the run is not open.
+            RunNotOpenError: the run is not open.
             BackendError: the document could not be stored.
         """
         return _portal.call(self._async.log_table, name=name, data=data)

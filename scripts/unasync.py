@@ -4,12 +4,11 @@
     python scripts/unasync.py            # (re)write the generated modules of src/sagerun/_sync/
     python scripts/unasync.py --check    # exit 1, with a diff, if they are stale
 
-As in httpcore, ``_async`` is the source of truth and ``_sync`` plain checked-in Python. A public async
-class with coroutine methods gets a thin sync twin holding the async object: the same members, signatures
-and docstrings, coroutine methods waiting on the engine's thread (``_portal.call``) but for those marked
-``@caller_thread(via="_intake")``, which call the same method of ``self._async._intake`` on the caller's
-thread. Private modules (``_async/_fork.py``, ``_sync/_portal.py``) are hand-written, never generated.
-Anything else stops it with a GenerationError. It parses with ``ast`` and imports nothing from sagerun.
+As in httpcore, ``_async`` is the source of truth. A public async class with coroutine methods gets a
+thin sync twin holding the async object: the same members, signatures and docstrings; coroutines wait
+on the engine's thread (``_portal.call``) but for those marked ``@caller_thread(via="_intake")``, whose
+twins call that attribute's method of the same name on the caller's thread. Private modules are
+hand-written; anything else unknown is a GenerationError. It reads with ``ast``, imports no sagerun.
 """
 
 from __future__ import annotations
@@ -111,6 +110,7 @@ class Writer:
         self.enters = any(getattr(member, "name", "") == "__aenter__" for cls in src.classes for member in cls.body)
         self.context_vars = [(s.name, var) for s in sources for var in s.context_vars] if self.enters else []
         self.used: set[str] = set()  # the names the generated signatures mention, to import
+        self.direct: dict[str, dict[str, str]] = {}  # class -> caller-thread method -> its via
 
     def module(self) -> str:
         src = self.src
@@ -124,7 +124,8 @@ class Writer:
             names = [f"_async_{module}.{name}" for module, name in self.context_vars]
             head += ["# Context variables an `async with` sets for the code in its block (the current run).",
                      f"_CONTEXT_VARS = ({', '.join(names)}{',' * (len(names) == 1)})"]
-        tail = [f"_twins.pair_classes({self.alias}.{node.name}, {node.name})" for node in src.classes]
+        tail = [f"_twins.pair_classes({self.alias}.{c.name}, {c.name}, {json.dumps(self.direct.get(c.name, {}))})"
+                for c in src.classes]
         return "\n\n\n".join("\n".join(part) for part in [head, *blocks, tail] if part) + "\n"
 
     def import_lines(self) -> list[str]:
@@ -191,6 +192,7 @@ class Writer:
         if name.startswith("_"):
             return []
         kind, via = self.decorator(node, ("property", "classmethod", "caller_thread"))
+        self.direct.setdefault(cls.name, {}).update({name: via} if via else {})
         arguments = None if kind == "property" else self.arguments(node, skip=1)
         owner = f"{self.alias}.{cls.name}" if kind == "classmethod" else f"self._async.{via}" if via else "self._async"
         if isinstance(node, ast.AsyncFunctionDef) and via is None:  # with a via, no hop to the engine's thread

@@ -352,7 +352,7 @@ async def test_31st_artifact_is_refused(tmp_path):
 
 async def test_bad_inputs_are_clear_errors_at_the_call(tmp_path):
     run = sagerun.Run("exp", "bad", session=local(tmp_path))
-    with pytest.raises(RuntimeError, match=r"log_file\(\) works inside the run's 'with' block"):
+    with pytest.raises(sagerun.RunNotOpenError, match=r"log_file\(\) works inside the run's 'with' block"):
         await run.log_file(str(tmp_path))
     with pytest.raises(TypeError, match="artifact_bucket must be a str"):
         sagerun.Run("exp", "bad", artifact_bucket=3)  # type: ignore[arg-type]

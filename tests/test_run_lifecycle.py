@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections import Counter
 
@@ -93,13 +94,17 @@ async def test_flush_saves_parameters_while_the_run_is_open(session, sagemaker, 
 async def test_a_run_is_entered_once_and_is_not_picklable(session):
     run = sagerun.Run("exp", "once", session=session)
     async with run:
-        with pytest.raises(RuntimeError, match="already been entered"):
+        with pytest.raises(sagerun.RunAlreadyEnteredError, match="already been entered"):
             async with run:
                 pass
         with pytest.raises(TypeError, match="cannot be pickled"):
             pickle.dumps(run)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(sagerun.RunClosedError, match="closed"):
         await run.log_metric("loss", 1.0)
+    with pytest.raises(sagerun.RunClosedError, match=r"flush\(\) works inside the run's 'with' block"):
+        await run.flush()
+    # The named states are RuntimeErrors too, as the errors they replace were.
+    assert issubclass(sagerun.RunClosedError, RuntimeError) and issubclass(sagerun.RunClosedError, sagerun.SagerunError)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +137,32 @@ async def test_control_plane_down_is_a_clear_error_not_a_hang(metrics_fake):
         with pytest.raises(sagerun.BackendError, match="could not load or create run"):
             async with sagerun.Run("exp", "nowhere", session=session):
                 pass
+
+
+async def test_a_forked_child_of_an_async_run_cannot_log_to_it(tmp_path):
+    # The run owns its fork handling: no sync facade, no engine thread involved.
+    store = tmp_path / "store"
+    async with sagerun.Run("exp", "forked-async", session=sagerun.Session(backend="local", store=str(store))) as run:
+        await run.log_metric("loss", 0.0, step=0)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the pipe, never return into pytest
+            try:
+                step = run.log_metric("loss", -1.0, step=999)  # the check runs before the coroutine awaits
+                try:
+                    step.send(None)
+                    report = "logged to the parent's run"
+                except sagerun.ForkedRunError as exc:
+                    report = str(exc)
+                except StopIteration:
+                    report = "logged to the parent's run"
+                os.write(write, report.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as pipe:
+            report = pipe.read()
+        await run.log_metric("loss", 1.0, step=1)  # the parent's run goes on
+    assert "forked from it" in report and "load_run(run_name='forked-async', experiment_name='exp')" in report
+    assert run.ingest_stats.delivered == 2

@@ -147,7 +147,7 @@ def test_a_blocking_call_from_the_engine_thread_raises_instead_of_deadlocking(se
     def dead_letter(trial_component, points, reason):  # called on the engine's loop thread
         try:
             run.flush()
-        except RuntimeError as exc:
+        except sagerun.EngineThreadError as exc:
             errors.append(str(exc))
 
     with sync.Run("exp", "hook", session=session, dead_letter=dead_letter) as run:
@@ -231,7 +231,7 @@ def test_a_forked_child_cannot_log_to_its_parents_run_but_can_open_its_own(sessi
                 try:
                     run.log_metric("loss", -1.0, step=999)
                     report = "logged to the parent's run"
-                except RuntimeError as exc:
+                except sagerun.ForkedRunError as exc:
                     report = str(exc)
                 assert sync.load_run() is run  # the current run is still the parent's object
                 run.__exit__(None, None, None)  # leaving the parent's block here sends nothing

@@ -180,12 +180,9 @@ class Run:
         if self._terminated:
             raise Terminated() from exc  # the process ends with 143, as SIGTERM would have ended it
 
-    def _snapshot(self) -> RunRecord:
-        return _record.snapshot(self._record)
-
     async def _save_final(self) -> None:
         assert self._backend is not None
-        await _record.save_final(self._backend, self._snapshot(), self.session)
+        await _record.save_final(self._backend, _record.snapshot(self._record), self.session)
 
     async def flush(self) -> None:
         """Wait until every point logged so far is delivered or has failed for good, then save the
@@ -198,7 +195,7 @@ class Run:
         self._life.require_open("flush")
         assert self._engine is not None and self._backend is not None
         await self._engine.flush()
-        await self._backend.save_run(self._snapshot())
+        await self._backend.save_run(_record.snapshot(self._record))
 
     # -- parameters -------------------------------------------------------------------------------
 
@@ -261,7 +258,9 @@ class Run:
             RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        await self._intake.log_metric_async(name, value, step=step, timestamp=timestamp)
+        point = self._intake.point(name, value, step, timestamp)
+        if point is not None and not self._queue.offer(point):
+            await self._queue.put_async(point)
 
     @caller_thread(via="_intake")
     async def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
@@ -277,7 +276,7 @@ class Run:
             RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
             QueueFullError: the queue is full and the policy is ``"raise"``.
         """
-        await self._intake.log_metrics_async(metrics, step=step, timestamp=timestamp)
+        await self._queue.put_items_async(self._intake.items(metrics, step, timestamp))
 
     # -- artifacts --------------------------------------------------------------------------------
     # Files, charts and tables: stored in S3 (SageMaker) or under the local store, and recorded as the

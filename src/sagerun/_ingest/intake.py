@@ -1,8 +1,8 @@
 """Ingest · the caller's side of metric logging: each point checked, stamped and queued, with no I/O.
 
-The async ``Run`` awaits the ``*_async`` methods; the sync facade calls the others straight from the
-caller's thread, so that logging a metric never waits for another thread. Only the ``"block"``
-policy on a full queue waits.
+The sync facade calls ``log_metric`` and ``log_metrics`` straight from the caller's thread, so
+that logging a metric never waits for another thread (only the ``"block"`` policy on a full queue
+waits); the async ``Run`` makes its points with ``point`` and ``items`` and awaits room itself.
 """
 
 from __future__ import annotations
@@ -52,19 +52,9 @@ class MetricIntake:
         if point is not None and not self.queue.offer(point):
             self.queue.put(point)
 
-    async def log_metric_async(self, name: str, value: float, *, step: int | None = None,
-                               timestamp: datetime.datetime | float | None = None) -> None:
-        """``log_metric`` for a caller on the drain's own event loop: ``"block"`` awaits instead."""
-        point = self.point(name, value, step, timestamp)
-        if point is not None and not self.queue.offer(point):
-            await self.queue.put_async(point)
-
     def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
         """Queue many points from the caller's thread; all are checked before any is queued."""
         self.queue.put_items(self.items(metrics, step, timestamp))
-
-    async def log_metrics_async(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
-        await self.queue.put_items_async(self.items(metrics, step, timestamp))
 
     # -- checking and making points --------------------------------------------------------------
 

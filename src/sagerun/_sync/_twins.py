@@ -11,22 +11,36 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 _sync_class_of: dict[type, type] = {}
+_direct_of: dict[type, dict[str, str]] = {}
 _twin_of: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 _lock = threading.Lock()
 
 
-def pair_classes(async_class: type, sync_class: type) -> None:
-    """Declare ``sync_class`` the generated twin of ``async_class`` (called by ``sagerun._sync``)."""
+def pair_classes(async_class: type, sync_class: type, direct: Mapping[str, str]) -> None:
+    """Declare ``sync_class`` the generated twin of ``async_class`` (called by ``sagerun._sync``).
+
+    ``direct`` maps the twin's caller-thread methods to the attribute of the async object whose
+    method of the same name each calls: every twin gets that bound method as an attribute of its
+    own, so that a call skips the generated method's frame (~50 ns of a ~0.4 µs ``log_metric``).
+    The generated method stays on the class, for ``help()``, signatures and the docs.
+    """
     _sync_class_of[async_class] = sync_class
+    _direct_of[sync_class] = dict(direct)
 
 
 def register(async_obj: object, sync_obj: object) -> None:
     """Remember that ``sync_obj`` (just constructed) wraps ``async_obj``."""
+    _bind(async_obj, sync_obj)
     with _lock:
         _twin_of[id(async_obj)] = sync_obj
+
+
+def _bind(async_obj: object, sync_obj: object) -> None:
+    for name, via in _direct_of.get(type(sync_obj), {}).items():
+        setattr(sync_obj, name, getattr(getattr(async_obj, via), name))
 
 
 def to_sync(value: Any) -> Any:
@@ -67,5 +81,6 @@ def _twin(async_obj: object, sync_class: type) -> Any:
             return known
         twin: Any = object.__new__(sync_class)  # the twin of an existing object: no __init__
         twin._async = async_obj
+        _bind(async_obj, twin)
         _twin_of[id(async_obj)] = twin
         return twin

@@ -243,4 +243,4 @@ class Experiment:
         _portal.call(self._async.delete_all, action=action)
 
 
-_twins.pair_classes(_async_experiment.Experiment, Experiment)
+_twins.pair_classes(_async_experiment.Experiment, Experiment, {})

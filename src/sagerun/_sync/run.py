@@ -309,4 +309,4 @@ class Run:
         return _portal.call(self._async.log_table, name=name, data=data)
 
 
-_twins.pair_classes(_async_run.Run, Run)
+_twins.pair_classes(_async_run.Run, Run, {"log_metric": "_intake", "log_metrics": "_intake"})

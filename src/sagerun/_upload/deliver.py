@@ -1,7 +1,7 @@
 """Upload · the spool delivered through the ingest layer's delivery core (``sagerun sync``).
 
 Delivery is at least once: a point leaves the spool only after the backend has taken it, so an
-interrupted sync sends again, next time, at most the requests that were in flight. Points refused
+interrupted upload sends again, next time, at most the requests that were in flight. Points refused
 for good item by item are set aside with their code; a request that fails as a whole stops the
 delivery with the points kept.
 """
@@ -119,7 +119,7 @@ class _SpoolOutcome:
     async def set_aside_malformed(self, batches: list[SpoolBatch]) -> list[SpoolBatch]:
         """Set aside (never delete) rows no sagerun could have written: the spool is a file anyone can
         edit or damage, and one such row in a request makes the API refuse the whole request, which
-        would stop every later sync at the same row. Found by tests/test_bad_input.py."""
+        would stop every later `sagerun sync` at the same row. Found by tests/test_bad_input.py."""
         kept: list[SpoolBatch] = []
         malformed: list[int] = []
         for batch in batches:

@@ -31,7 +31,7 @@ async def save_unsaved(backend: Backend, store_path: str, run_id: int, record: R
     its ``experiment/run``.
 
     Raises:
-        BackendError: it could not be saved (it stays kept for the next sync).
+        BackendError: it could not be saved (it stays kept for the next `sagerun sync`).
     """
     await backend.save_run(record)
 

@@ -47,13 +47,19 @@ class MetricIntake:
 
     def log_metric(self, name: str, value: float, *, step: int | None = None,
                    timestamp: datetime.datetime | float | None = None) -> None:
-        """Queue one point from the caller's thread; a full queue's ``"block"`` policy waits here."""
+        """Queue one metric point from the caller's thread; no I/O happens here (``Run.log_metric``).
+
+        The timestamp is taken now unless given; NaN and infinities are counted in
+        ``ingest_stats.rejected``, not sent. On a full queue the session's ``full_policy`` applies;
+        only ``"block"`` waits.
+        """
         point = self.point(name, value, step, timestamp)
         if point is not None and not self.queue.offer(point):
             self.queue.put(point)
 
     def log_metrics(self, metrics: Mapping[str, Any], *, step: Any = None, timestamp: Any = None) -> None:
-        """Queue many points from the caller's thread; all are checked before any is queued."""
+        """Queue many points at once from numbers or numpy arrays, from the caller's thread
+        (``Run.log_metrics``); all are checked before any is queued."""
         self.queue.put_items(self.items(metrics, step, timestamp))
 
     # -- checking and making points --------------------------------------------------------------

@@ -15,7 +15,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from .._model.answers import DeadLetter, refusal_reason
+from .._model.answers import DeadLetter, refusal_code, refusal_reason
 from .._model.points import Point
 from .._model.session import Session
 from .._model.sink import MetricsSink
@@ -58,8 +58,9 @@ class Batcher(Drain):
     """
 
     def __init__(self, queue: PointQueue, backend: MetricsSink, trial_component_name: str, session: Session,
-                 dead_letter: DeadLetter, journal: Journal | None = None, *, report: bool = True) -> None:
-        super().__init__(queue, trial_component_name, session, dead_letter, report=report)
+                 dead_letter: DeadLetter, journal: Journal | None = None, *, report: bool = True,
+                 kept_in: str | None = None) -> None:
+        super().__init__(queue, trial_component_name, session, dead_letter, report=report, kept_in=kept_in)
         self.journal = journal
         self.fill = backend.max_batch
         self.chunk = backend.max_batch if journal is None else _JOURNAL_CHUNK
@@ -177,7 +178,8 @@ class Batcher(Drain):
         if not counted:
             self.dead_lettered += len(points)
         if journaled:  # already kept where the dead-letter hook would put them
-            logger.warning("sagerun: %d points of %s could not be delivered (%s); kept in the spool for "
-                           "`sagerun sync`", len(points), self.trial_component_name, reason)
+            self.handed[refusal_code(reason) or ""] += len(points)
+            logger.debug("sagerun: %d points of %s stay in the spool (%s)", len(points), self.trial_component_name,
+                         reason)
             return
         self._dead_letter(points, reason, counted=True)

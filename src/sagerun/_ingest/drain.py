@@ -8,6 +8,7 @@ points to the run's sender process). A subclass says what to do with the points 
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from .._model.answers import DeadLetter
+from .._model.answers import DeadLetter, refusal_code
 from .._model.points import Point
 from .._model.session import Session
 from .queue import PointQueue
@@ -40,7 +41,7 @@ class Drain:
     linger: float = 0.0
 
     def __init__(self, queue: PointQueue, trial_component_name: str, session: Session,
-                 dead_letter: DeadLetter, *, report: bool = True) -> None:
+                 dead_letter: DeadLetter, *, report: bool = True, kept_in: str | None = None) -> None:
         self.queue = queue
         self.trial_component_name = trial_component_name
         self.session = session
@@ -48,8 +49,12 @@ class Drain:
         self.report = report
         """Warn about lag, and at close about points not delivered (a sender process leaves both to
         its parent, which sees the whole run)."""
+        self.kept_in = kept_in
+        """The store whose spool keeps the dead letters (the default hook's), for the close summary."""
         self.dead_lettered = 0
         """Points this drain handed to the dead-letter hook itself (counted as failed)."""
+        self.handed: collections.Counter[str] = collections.Counter()
+        """Points the dead-letter hook took, by refusal code ("" for undelivered)."""
         self._wakeup = anyio.Event()
         self._progress = anyio.Event()
         self._flushing = 0
@@ -84,6 +89,10 @@ class Drain:
     def stats(self) -> IngestStats:
         raise NotImplementedError
 
+    def _handed(self) -> collections.Counter[str]:
+        """What the dead-letter hook took, by code, for the close summary."""
+        return self.handed
+
     # -- the loop --------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Any:
@@ -113,7 +122,7 @@ class Drain:
                 if leftover:
                     self._dead_letter(leftover, STILL_QUEUED)
             if self.report:
-                report_close(self.trial_component_name, self.stats())
+                report_close(self.trial_component_name, self.stats(), self._handed(), self.kept_in)
 
     async def flush(self) -> None:
         """Return once every point queued before the call is delivered or has failed for good."""
@@ -164,3 +173,5 @@ class Drain:
             self.dead_letter(self.trial_component_name, points, reason)
         except Exception:
             logger.exception("sagerun: the dead-letter hook failed; %d points are lost", len(points))
+        else:
+            self.handed[refusal_code(reason) or ""] += len(points)

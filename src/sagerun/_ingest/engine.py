@@ -36,8 +36,10 @@ async def start_engine(stack: contextlib.AsyncExitStack, queue: PointQueue, back
     A sender process sends them where the session asks for one and it can work: not in durable mode
     (it journals from this process), not for a backend that only this process can reach.
     """
+    kept_in = None
     if dead_letter is None:
         dead_letter = spool_dead_letter(session) if backend.remote else log_dead_letters
+        kept_in = session.store_path if backend.remote else None
     journal = None
     if session.durable and backend.remote:
         journal = SpoolJournal(session.store_path)
@@ -45,7 +47,7 @@ async def start_engine(stack: contextlib.AsyncExitStack, queue: PointQueue, back
     target = backend.metrics_target() if session.sender == "process" and journal is None else None
     drain: Engine
     if target is None or os.name != "posix":
-        drain = Batcher(queue, backend, trial_component_name, session, dead_letter, journal)
+        drain = Batcher(queue, backend, trial_component_name, session, dead_letter, journal, kept_in=kept_in)
     else:
-        drain = Forwarder(queue, backend, target, trial_component_name, session, dead_letter)
+        drain = Forwarder(queue, backend, target, trial_component_name, session, dead_letter, kept_in=kept_in)
     return await stack.enter_async_context(drain)

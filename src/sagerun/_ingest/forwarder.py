@@ -55,8 +55,8 @@ class Forwarder(Drain):
     linger = FORWARD_INTERVAL
 
     def __init__(self, queue: PointQueue, backend: MetricsSink, target: MetricsTarget, trial_component_name: str,
-                 session: Session, dead_letter: DeadLetter) -> None:
-        super().__init__(queue, trial_component_name, session, dead_letter)
+                 session: Session, dead_letter: DeadLetter, *, kept_in: str | None = None) -> None:
+        super().__init__(queue, trial_component_name, session, dead_letter, kept_in=kept_in)
         self.backend = backend
         self.target = target
         self.forwarded = 0
@@ -132,6 +132,9 @@ class Forwarder(Drain):
             in_flight_limit=inline.in_flight_limit if inline else counts.in_flight_limit,
         )
 
+    def _handed(self) -> collections.Counter[str]:
+        return self.handed + self._inline.handed if self._inline is not None else self.handed
+
     # -- the drain ---------------------------------------------------------------------------------
 
     async def _run(self, tasks: anyio.abc.TaskGroup) -> None:
@@ -140,7 +143,7 @@ class Forwarder(Drain):
             await self._loop(tasks)
         # The sender process is gone: the rest of the run is sent from here.
         async with Batcher(self.queue, self.backend, self.trial_component_name, self.session,
-                           self.dead_letter, report=False) as inline:
+                           self.dead_letter, report=False, kept_in=self.kept_in) as inline:
             self._inline = inline
             self._inline_ready.set()
             await anyio.sleep_forever()

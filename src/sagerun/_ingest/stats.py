@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 logger = logging.getLogger("sagerun")
 
@@ -38,14 +38,33 @@ class IngestStats:
     in_flight_limit: int
 
 
-def report_close(trial_component_name: str, stats: IngestStats) -> None:
-    """Warn at close when points of the run did not all reach the backend."""
-    if stats.failed or stats.dropped or stats.rejected:
-        logger.warning(
-            "sagerun: run %s closed with %d points delivered, %d failed (handed to the dead-letter "
-            "hook), %d dropped by the full-queue policy, %d rejected as NaN or infinite",
-            trial_component_name, stats.delivered, stats.failed, stats.dropped, stats.rejected,
-        )
+def report_close(trial_component_name: str, stats: IngestStats, handed: Mapping[str, int],
+                 kept_in: str | None) -> None:
+    """Say once, at close, what became of the points of the run that did not reach the backend.
+
+    ``handed`` counts the points the dead-letter hook took, by refusal code ("" for undelivered);
+    ``kept_in`` is the store whose spool keeps them, when the hook is the default one.
+    """
+    if not (stats.failed or stats.dropped or stats.rejected):
+        return
+    parts = [f"{stats.delivered:,} points delivered"]
+    refused = {code: count for code, count in sorted(handed.items()) if code}
+    if stats.failed:
+        where = f"kept in the spool of {kept_in}" if kept_in else "handed to the dead-letter hook"
+        details = [f"{count:,} refused with {code}" for code, count in refused.items()]
+        lost = stats.failed - sum(handed.values())
+        details += [f"{lost:,} lost or sent unconfirmed (see the errors above)"] if lost > 0 else []
+        parts.append(f"{stats.failed:,} failed, {where}" + (f" ({'; '.join(details)})" if details else ""))
+    if stats.dropped:
+        parts.append(f"{stats.dropped:,} dropped by the full-queue policy")
+    if stats.rejected:
+        parts.append(f"{stats.rejected:,} rejected as NaN or infinite")
+    message = f"sagerun: run {trial_component_name} closed with {', '.join(parts)}"
+    if stats.failed and kept_in:
+        message += f". `sagerun sync --store {kept_in}` sends them"
+        if refused:
+            message += " (with --retry-refused also the refused ones, once their cause is fixed)"
+    logger.warning("%s", message)
 
 
 class LagWarning:

@@ -154,26 +154,26 @@ class SpoolJournal:
         self._spool.close()
 
 
-def spool_dead_letter(session: Session) -> DeadLetter:
-    """A dead-letter hook that keeps undelivered points in the spool of ``session.store_path``.
+class SpoolDeadLetter:
+    """The default dead-letter hook of a remote backend: undelivered points kept in the spool of
+    ``store_path`` (refused ones set aside with their code), for ``sagerun sync``.
 
     The spool is opened for each call and closed after it: dead letters are rare, and a hook that
     holds no connection needs no closing. If the spool cannot be written the hook raises, and the
-    engine logs the loss. It blocks its caller for the write (a few milliseconds).
+    engine logs the loss. It blocks its caller for the write (a few milliseconds). It says nothing
+    per call: the run's one summary at close says how many points are kept and how to send them.
     """
 
-    def dead_letter(trial_component_name: str, points: Sequence[Point], reason: str) -> None:
-        code = refusal_code(reason)
-        with Spool(session.store_path) as spool:
-            spool.add(trial_component_name, points, reason, refused=code)
-        store = session.store_path
-        if code is None:
-            logger.warning("sagerun: %d points of %s could not be delivered (%s); kept in the spool of %s: "
-                           "`sagerun sync --store %s` sends them", len(points), trial_component_name, reason,
-                           store, store)
-        else:  # sent again as they are, they would be refused again
-            logger.warning("sagerun: %d points of %s were refused by SageMaker (%s); set aside in the spool of "
-                           "%s: `sagerun sync --store %s --retry-refused` sends them once the cause is fixed",
-                           len(points), trial_component_name, code, store, store)
+    def __init__(self, store_path: str) -> None:
+        self.store_path = store_path
 
-    return dead_letter
+    def __call__(self, trial_component_name: str, points: Sequence[Point], reason: str) -> None:
+        with Spool(self.store_path) as spool:
+            spool.add(trial_component_name, points, reason, refused=refusal_code(reason))
+        logger.debug("sagerun: %d points of %s kept in the spool of %s (%s)", len(points), trial_component_name,
+                     self.store_path, reason)
+
+
+def spool_dead_letter(session: Session) -> DeadLetter:
+    """The hook that keeps undelivered points in the spool of ``session.store_path``."""
+    return SpoolDeadLetter(session.store_path)

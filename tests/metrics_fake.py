@@ -36,6 +36,7 @@ import random
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -53,6 +54,7 @@ _NON_FINITE = ("NaN", "Infinity", "-Infinity")
 _ERRORS = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
     "throttle_429": (429, "ThrottlingException", "Rate exceeded"),
+    "rate_limited": (400, "ThrottlingException", "Rate exceeded"),  # beyond Faults.rate_limit
     "500": (500, "InternalFailure", "An internal error occurred"),
     "503": (503, "ServiceUnavailable", "Service unavailable"),
 }
@@ -185,6 +187,9 @@ class Faults:
     item_error_rates: dict[str, float] = field(default_factory=dict)
     down: bool = False
     fail_next: dict[str, int] = field(default_factory=dict)
+    rate_limit: float = 0.0
+    """Requests per second the account may make (a token bucket holding a tenth of a second's worth,
+    at least one); beyond it requests are throttled, as a quota does. 0: no limit."""
 
     def updated(self, **changes: Any) -> Faults:
         """A validated copy with `changes` applied (dicts are copied: fail_next counts down)."""
@@ -233,6 +238,7 @@ class MetricsFake:
             self._fault_counts: dict[str, int] = {}
             self._faults = self._base.updated()
             self._rng = random.Random(self._seed)
+            self._tokens, self._refilled = 0.0, time.monotonic()
 
     def configure(self, seed: int | None = None, **faults: Any) -> None:
         """Change only the given fault settings; `seed` restarts the random sequence."""
@@ -336,6 +342,8 @@ class MetricsFake:
                 self._violations.append(violation)
             if f.down:
                 kind = "down"
+            elif not violation and f.rate_limit and not self._take_token(f.rate_limit):
+                kind = "rate_limited"
             elif not violation:
                 kind = next((k for k, n in f.fail_next.items() if n > 0), None)
                 if kind:
@@ -372,6 +380,16 @@ class MetricsFake:
             await asyncio.sleep(f.timeout_s)
         return web.Response(body=orjson.dumps({"Errors": errors}) if errors else b"{}",
                             content_type=_JSON, headers={"x-amzn-RequestId": request_id})
+
+    def _take_token(self, rate: float) -> bool:  # caller holds the lock
+        now = time.monotonic()
+        burst = max(1.0, rate / 10)
+        self._tokens = min(burst, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def _count(self, kind: str) -> None:  # caller holds the lock
         self._fault_counts[kind] = self._fault_counts.get(kind, 0) + 1

@@ -17,15 +17,18 @@ import anyio.abc
 from .._model.answers import read_answer
 from .._model.errors import TransportError
 from .._model.points import Point
-from .._model.retry import retry_call
+from .._model.retry import Backoff
 from .._model.session import Session
 from .._model.sink import MetricsSink
+from .budget import RetryBudget
 from .limiter import AdaptiveLimiter
 
 logger = logging.getLogger("sagerun")
 
 #: why points in flight are given up when their sender is cancelled (the run closing)
 CANCELLED = "in flight when the run closed"
+#: batches on their way (sent, or waiting to be sent again) per in-flight slot at most
+OUTSTANDING_PER_SLOT = 4
 
 
 class Batch:
@@ -64,28 +67,37 @@ class Outcome(Protocol):
 
 class Dispatcher:
     """Sends ``Batch``es through ``sink`` under ``session``'s retry policy, at most ``limiter.limit``
-    at once, and tells ``outcome`` what became of each point."""
+    requests at once, and tells ``outcome`` what became of each point.
 
-    def __init__(self, sink: MetricsSink, session: Session, outcome: Outcome, limiter: AdaptiveLimiter) -> None:
+    A batch holds an in-flight slot only while its request is out: between attempts it waits its
+    backoff, then for the retry budget, without one, so a few failing batches never stall the rest.
+    At most ``outstanding`` batches are on their way at once, sent or waiting to be sent again,
+    which bounds the points held here (``send`` waits for room).
+    """
+
+    def __init__(self, sink: MetricsSink, session: Session, outcome: Outcome, limiter: AdaptiveLimiter,
+                 *, outstanding: int | None = None) -> None:
         self.sink = sink
         self.session = session
         self.outcome = outcome
         self.limiter = limiter
+        self.budget = RetryBudget(session.retry_max_backoff)
         self.batches: set[Batch] = set()
         """Batches given to ``send`` and not yet settled (read from any thread by ``stats``)."""
+        self._room = anyio.CapacityLimiter(outstanding or OUTSTANDING_PER_SLOT * limiter.maximum)
         self.delivered = 0
         self.failed = 0
         self.retried = 0
         self.resent_unanswered = 0
 
     def expect(self, batches: Sequence[Batch]) -> None:
-        """Count ``batches`` as on their way before waiting for a slot, so that ``settled`` waits for them."""
+        """Count ``batches`` as on their way before waiting for room, so that ``settled`` waits for them."""
         self.batches.update(batches)
 
     async def send(self, batch: Batch, senders: anyio.abc.TaskGroup) -> None:
-        """Wait for a slot, then send ``batch`` in a task of ``senders`` (started, not yet run, on return)."""
+        """Wait for room, then send ``batch`` in a task of ``senders`` (started, not yet run, on return)."""
         self.batches.add(batch)
-        await self.limiter.acquire(batch)
+        await self._room.acquire_on_behalf_of(batch)
         senders.start_soon(self._send, batch)
 
     async def settled(self) -> None:
@@ -94,8 +106,15 @@ class Dispatcher:
             await batch.done.wait()
 
     async def _send(self, batch: Batch) -> None:
+        backoff = Backoff(self.session)
         try:
-            await retry_call(self.session, lambda: self._attempt(batch), on_retry=self._count_retry)
+            while (error := await self._attempt(batch)) is not None:
+                delay = backoff.next()
+                if delay is None:
+                    raise error
+                self._count_retry(error)
+                await anyio.sleep(delay)
+                await self.budget.spend(error.unanswered)
         except TransportError as exc:
             await self._fail(batch, str(exc))
         except anyio.get_cancelled_exc_class():
@@ -106,12 +125,19 @@ class Dispatcher:
             logger.exception("sagerun: unexpected error sending metrics")
             await self._fail(batch, f"unexpected error: {exc!r}")
         finally:
-            self.limiter.release(batch)
+            self._room.release_on_behalf_of(batch)
             self.batches.discard(batch)
             batch.done.set()
 
-    async def _attempt(self, batch: Batch) -> None:
+    async def _attempt(self, batch: Batch) -> TransportError | None:
+        """Send the batch once, holding a slot; settle what the answer settles. Returns the error to
+        retry on (``None``: nothing is left to send).
+
+        Raises:
+            TransportError: the request was refused as a whole, for good.
+        """
         points = batch.points
+        await self.limiter.acquire(batch)
         try:
             # Each backend enforces session.request_timeout itself (an anyio deadline here would
             # cost 26 µs a request); a timeout comes back as an unanswered TransportError.
@@ -121,12 +147,17 @@ class Dispatcher:
                 self.limiter.throttled()
             if exc.unanswered:
                 self.resent_unanswered += len(points)
-            raise
+            if not exc.retryable:
+                raise
+            return exc
+        finally:
+            self.limiter.release(batch)
         self.limiter.succeeded()
+        self.budget.earn()
         if not errors:
             self.delivered += len(points)
             await self.outcome.delivered(batch, list(range(len(points))))
-            return
+            return None
         answer = read_answer(len(points), errors)
         self.delivered += len(answer.delivered)
         if answer.delivered:
@@ -134,9 +165,10 @@ class Dispatcher:
         for code, indexes in sorted(answer.refused.items()):
             self.failed += len(indexes)
             await self.outcome.refused(batch, indexes, code)
-        if answer.again:
-            batch.points, batch.ids = batch.part(answer.again)
-            raise TransportError(f"{len(batch.points)} points came back with a transient item error", retryable=True)
+        if not answer.again:
+            return None
+        batch.points, batch.ids = batch.part(answer.again)
+        return TransportError(f"{len(batch.points)} points came back with a transient item error", retryable=True)
 
     async def _fail(self, batch: Batch, reason: str) -> None:
         self.failed += len(batch.points)
@@ -145,4 +177,3 @@ class Dispatcher:
     def _count_retry(self, error: TransportError) -> None:
         self.retried += 1
         logger.debug("sagerun: retrying a metrics request: %s", error)
-

@@ -20,28 +20,43 @@ from .session import Session
 T = TypeVar("T")
 
 
+class Backoff:
+    """The waits between the attempts of one call: the wait before retry *n* is uniform in
+    ``[0, min(retry_max_backoff, retry_initial * 2**n)]`` (AWS's "full jitter"), and none is given
+    that would end past the deadline (``session.retry_deadline`` unless given)."""
+
+    def __init__(self, session: Session, deadline: float | None = None) -> None:
+        self.session = session
+        self.limit = session.retry_deadline if deadline is None else deadline
+        self.started = time.monotonic()
+        self.attempt = 0
+
+    def next(self) -> float | None:
+        """The wait before the next attempt, or ``None``: the deadline would pass first."""
+        session = self.session
+        delay = random.uniform(0, min(session.retry_max_backoff, session.retry_initial * 2**self.attempt))
+        if time.monotonic() - self.started + delay > self.limit:
+            return None
+        self.attempt += 1
+        return delay
+
+
 async def retry_call(session: Session, call: Callable[[], Awaitable[T]], *,
                      on_retry: Callable[[TransportError], object] | None = None,
                      deadline: float | None = None) -> T:
     """Await ``call()`` until it returns, raises anything but a retryable ``TransportError``, or
-    the next wait would end past the deadline (then the last error is raised).
-
-    The wait before retry *n* is uniform in ``[0, min(retry_max_backoff, retry_initial * 2**n)]``
-    (AWS's "full jitter").
+    the next wait would end past the deadline (then the last error is raised); waits as ``Backoff``.
     """
-    limit = session.retry_deadline if deadline is None else deadline
-    started = time.monotonic()
-    attempt = 0
+    backoff = Backoff(session, deadline)
     while True:
         try:
             return await call()
         except TransportError as exc:
             if not exc.retryable:
                 raise
-            delay = random.uniform(0, min(session.retry_max_backoff, session.retry_initial * 2**attempt))
-            if time.monotonic() - started + delay > limit:
+            delay = backoff.next()
+            if delay is None:
                 raise
-            attempt += 1
             if on_retry is not None:
                 on_retry(exc)
             await anyio.sleep(delay)

@@ -1,11 +1,23 @@
-"""Ingest · an in-flight limit that adapts: additive increase while requests succeed, halving on throttling."""
+"""Ingest · an in-flight limit that adapts: additive increase while requests succeed, halving when
+throttling rises above what slowing down leaves of it.
+
+Throttling that follows the rate (an account's quota) falls when the limit is cut; throttling that
+does not (an overloaded endpoint refusing a share of everything) stays. The share of requests
+throttled in the window after a cut is that background, and only a share above it cuts again:
+otherwise AIMD halves the limit window after window under throttling it cannot change.
+"""
 
 from __future__ import annotations
 
 import math
-import time
 
 import anyio
+
+
+#: answers in the shortest window the throttled share is read over
+MIN_WINDOW = 16
+#: how far above the background the throttled share must be to cut, at the least
+MARGIN = 0.03
 
 
 class AdaptiveLimiter:
@@ -16,7 +28,11 @@ class AdaptiveLimiter:
         self.maximum = maximum
         self._limiter = anyio.CapacityLimiter(initial)
         self._successes = 0
-        self._last_cut = 0.0
+        self._answers = 0
+        self._throttles = 0
+        self._background = 0.0
+        self._after_cut = 0  # windows left to read after a cut
+        self._cut_share = 0.0
 
     @property
     def limit(self) -> int:
@@ -39,12 +55,29 @@ class AdaptiveLimiter:
         if self._successes >= limit and limit < self.maximum:
             self._successes = 0
             self._limiter.total_tokens = limit + 1
+        self._answered(throttled=False)
 
     def throttled(self) -> None:
-        # Requests in flight when the first throttle arrives report it too; cut once per window.
-        now = time.monotonic()
-        if now - self._last_cut < 0.1:
+        self._answered(throttled=True)
+
+    def _answered(self, throttled: bool) -> None:
+        self._answers += 1
+        self._throttles += throttled
+        answers = self._answers
+        if answers < max(self.limit, MIN_WINDOW):
             return
-        self._last_cut = now
-        self._successes = 0
-        self._limiter.total_tokens = max(self.minimum, math.ceil(self.limit / 2))
+        share = self._throttles / answers
+        self._answers = self._throttles = 0
+        if self._after_cut:
+            # The first window after a cut still answers requests sent before it: it is skipped.
+            # Throttling the cut did not lower in the next one is throttling the rate does not cause.
+            self._after_cut -= 1
+            if self._after_cut:
+                return
+            if share >= self._cut_share - 2 * math.sqrt(self._cut_share * (1 - self._cut_share) / answers):
+                self._background = 0.5 * (self._background + share)
+        spread = 2 * math.sqrt(self._background * (1 - self._background) / answers)
+        if share > self._background + max(MARGIN, spread):
+            self._successes = 0
+            self._limiter.total_tokens = max(self.minimum, math.ceil(self.limit / 2))
+            self._after_cut, self._cut_share = 2, share

@@ -2,9 +2,11 @@
 throttling rises above what slowing down leaves of it.
 
 Throttling that follows the rate (an account's quota) falls when the limit is cut; throttling that
-does not (an overloaded endpoint refusing a share of everything) stays. The share of requests
-throttled in the window after a cut is that background, and only a share above it cuts again:
-otherwise AIMD halves the limit window after window under throttling it cannot change.
+does not (an overloaded endpoint refusing a share of everything) stays. A share of requests
+throttled that a cut did not lower (read in the second window after it: the first still answers
+requests sent before) is that background, and only a share above it cuts again: otherwise AIMD
+halves the limit window after window under throttling it cannot change. A window is at least
+``MIN_WINDOW`` answers, and a full limit's worth.
 """
 
 from __future__ import annotations

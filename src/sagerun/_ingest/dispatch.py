@@ -71,12 +71,11 @@ class Dispatcher:
 
     A batch holds an in-flight slot only while its request is out: between attempts it waits its
     backoff, then for the retry budget, without one, so a few failing batches never stall the rest.
-    At most ``outstanding`` batches are on their way at once, sent or waiting to be sent again,
-    which bounds the points held here (``send`` waits for room).
+    At most ``OUTSTANDING_PER_SLOT`` batches per slot of the limit's maximum are on their way at
+    once, sent or waiting to be sent again, which bounds the points held here (``send`` waits).
     """
 
-    def __init__(self, sink: MetricsSink, session: Session, outcome: Outcome, limiter: AdaptiveLimiter,
-                 *, outstanding: int | None = None) -> None:
+    def __init__(self, sink: MetricsSink, session: Session, outcome: Outcome, limiter: AdaptiveLimiter) -> None:
         self.sink = sink
         self.session = session
         self.outcome = outcome
@@ -84,7 +83,7 @@ class Dispatcher:
         self.budget = RetryBudget(session.retry_max_backoff)
         self.batches: set[Batch] = set()
         """Batches given to ``send`` and not yet settled (read from any thread by ``stats``)."""
-        self._room = anyio.CapacityLimiter(outstanding or OUTSTANDING_PER_SLOT * limiter.maximum)
+        self._room = anyio.CapacityLimiter(OUTSTANDING_PER_SLOT * limiter.maximum)
         self.delivered = 0
         self.failed = 0
         self.retried = 0

@@ -135,10 +135,6 @@ class PointQueue:
             else:
                 await self.put_async(item)
 
-    @staticmethod
-    def points_in(items: list[Item]) -> int:
-        return sum(len(item) if isinstance(item, Block) else 1 for item in items)
-
     def _append_block(self, block: Block) -> None:
         self._items.append(block)
         self._block_extra += len(block) - 1

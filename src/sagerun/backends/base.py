@@ -8,7 +8,6 @@ failures come back as ``ItemError`` values; the batcher decides what to do with 
 from __future__ import annotations
 
 import abc
-import dataclasses
 import datetime
 from typing import Sequence
 

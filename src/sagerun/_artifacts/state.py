@@ -123,6 +123,16 @@ class RunArtifacts:
             raise TypeError(f"table name must be a str; got {type(name).__name__}")
         return await self.log_document(parts, name, tables.TABLE, lambda: tables.table_document(name, data), True)
 
+    async def put_bytes(self, parts: RunParts, data: bytes, file_name: str, media_type: str | None) -> str:
+        """Store ``data`` beside the run's files as ``file_name`` (not recorded as an artifact);
+        return its URI.
+
+        Raises:
+            BackendError: it could not be stored.
+        """
+        storage = await self._storage_for(parts)
+        return (await storage.put_bytes(data, file_name, media_type)).uri
+
     # -- made on first use ------------------------------------------------------------------------
 
     async def _storage_for(self, parts: RunParts) -> Storage:

@@ -21,7 +21,7 @@ from .._model.records import RunRecord
 from .._model.session import Session
 from ..backends import make_backend
 from ..backends.base import Backend
-from . import _fork, _record, _signals
+from . import _container, _fork, _record, _signals
 from ._lifecycle import Lifecycle
 from ._marks import caller_thread
 from ._signals import Terminated
@@ -156,6 +156,7 @@ class Run:
             record = await _record.open_record(backend, self._record)
             self._record, self._backend = record, backend
             stack.push_async_callback(self._save_final)
+            _container.arm(stack, lambda: RunParts(self._record, backend, self.session, stack), self._artifacts)
             self._engine = await start_engine(stack, self._queue, backend, record.trial_component_name,
                                               self.session, self._dead_letter)
         except BaseException:

@@ -46,6 +46,8 @@ class UploadReport:
     """local runs sent to SageMaker (``experiment/run``) and how many of their points were spooled"""
     saved: list[str] = dataclasses.field(default_factory=list)
     """SageMaker runs whose final status and parameters could not be saved when they closed, saved now"""
+    fetched: int = 0
+    """points taken into the spool from files kept beyond a SageMaker job (``--from``)"""
     error: str | None = None
 
     def as_json(self) -> dict[str, object]:

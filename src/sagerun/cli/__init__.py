@@ -203,8 +203,10 @@ def compare(store: str | None, as_json: bool, run_refs: tuple[str, ...]) -> None
               help="Requests in flight.")
 @click.option("--deadline", type=click.FloatRange(0), default=None,
               help="Seconds to keep retrying a failing request [default: the session's retry_deadline, 60].")
+@click.option("--from", "from_uri", metavar="S3_URI", default=None,
+              help="First take in the spool files a run kept beyond its SageMaker job (s3://.../spool/).")
 def sync(store: str | None, as_json: bool, run_refs: tuple[str, ...], all_local: bool, retry_refused: bool,
-         concurrency: int, deadline: float | None) -> None:
+         concurrency: int, deadline: float | None, from_uri: str | None) -> None:
     """Deliver to SageMaker the points that could not be delivered before (the spool).
 
     Points leave the spool only once SageMaker has them: sync is safe to interrupt and to run again.
@@ -220,12 +222,14 @@ def sync(store: str | None, as_json: bool, run_refs: tuple[str, ...], all_local:
     with _ProgressBar(enabled=not as_json) as progress:
         report = anyio.run(functools.partial(upload_store, session, runs=run_refs, all_local=all_local,
                                              retry_refused=retry_refused, concurrency=concurrency,
-                                             progress=progress))
+                                             progress=progress, from_uri=from_uri))
     if as_json:
         echo_json(report.as_json())
         if report.error:
             sys.exit(1)
         return
+    if report.fetched:
+        click.echo(f"took {report.fetched:,} points kept beyond a SageMaker job from {from_uri}")
     for ref in report.saved:
         click.echo(f"saved the final status and parameters of run {ref}, which could not be saved when it closed")
     for ref, count in report.pushed.items():

@@ -128,6 +128,41 @@ class Spool:
             return dict(self._db().execute(
                 "SELECT refused, count(*) FROM spool WHERE refused IS NOT NULL GROUP BY refused ORDER BY refused"))
 
+    def rows_of(self, trial_component_name: str) -> tuple[list[int], list[dict[str, object]]]:
+        """Every row of ``trial_component_name``, pending or set aside, oldest first: their ids, and
+        each as a document ``import_rows`` takes back (to carry them to another store)."""
+        with self._lock:
+            rows = self._db().execute(
+                "SELECT id, name, value, step, timestamp, reason, refused FROM spool WHERE trial_component_name = ? "
+                "ORDER BY id", (trial_component_name,)).fetchall()
+        documents = [{"trial_component_name": trial_component_name, "name": name, "value": value, "step": step,
+                      "timestamp": timestamp, "reason": reason, "refused": refused}
+                     for _, name, value, step, timestamp, reason, refused in rows]
+        return [row[0] for row in rows], documents
+
+    def import_rows(self, source: str, documents: Iterable[dict[str, object]]) -> int | None:
+        """Add the rows of ``documents`` (as ``rows_of`` gives them) from ``source``, once: a source
+        imported before is skipped (``None``); else how many rows were added.
+
+        Raises:
+            ValueError: a document lacks a field of a row.
+            sqlite3.Error: they could not be written (nothing of this source is kept).
+        """
+        now = time.time()
+        try:
+            rows = [(d["trial_component_name"], d["name"], d["value"], d["step"], d["timestamp"], d["reason"], now,
+                     d.get("refused")) for d in documents]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{source} holds a row that is not a spool row: {exc!r}") from None
+        with self._lock, transaction(self._db()) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS imported (source TEXT PRIMARY KEY, added_time REAL)")
+            if conn.execute("SELECT 1 FROM imported WHERE source = ?", (source,)).fetchone():
+                return None
+            conn.executemany("INSERT INTO spool (trial_component_name, name, value, step, timestamp, reason, "
+                             "added_time, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.execute("INSERT INTO imported (source, added_time) VALUES (?, ?)", (source, now))
+        return len(rows)
+
     def _by_ids(self, sql: str, ids: Iterable[int], *leading: object) -> None:
         ids = list(ids)
         with self._lock, transaction(self._db()) as conn:

@@ -14,6 +14,7 @@ import os
 import time
 from typing import Callable
 
+import anyio
 import anyio.to_thread
 import orjson
 
@@ -41,8 +42,18 @@ def arm(stack: contextlib.AsyncExitStack, parts: Callable[[], RunParts], artifac
 
 
 async def keep_beyond_job(job: JobEnvironment, parts: RunParts, artifacts: RunArtifacts) -> None:
-    """Move the run's rows out of the local spool to where the job's end keeps them, and say where.
-    Never raises: what cannot be moved stays in the local spool, and the error is logged."""
+    """Move the run's rows out of the local spool to where the job's end keeps them, and say where;
+    within ``close_timeout``, even when the run closes cancelled (a stopped job: SIGTERM). Never
+    raises: what cannot be moved stays in the local spool, and the error is logged."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(parts.session.close_timeout) as scope:
+        await _keep(job, parts, artifacts)
+    if scope.cancelled_caught:
+        logger.error("sagerun: the undelivered points of %s stay in the local spool of %s: keeping them beyond "
+                     "the %s job took longer than close_timeout", parts.record.trial_component_name,
+                     parts.session.store_path, job.kind)
+
+
+async def _keep(job: JobEnvironment, parts: RunParts, artifacts: RunArtifacts) -> None:
     store, name = parts.session.store_path, parts.record.trial_component_name
     try:
         ids, rows = await anyio.to_thread.run_sync(_rows, store, name)
@@ -61,8 +72,8 @@ async def keep_beyond_job(job: JobEnvironment, parts: RunParts, artifacts: RunAr
             where = uri.rsplit("/", 1)[0] + "/"
         await anyio.to_thread.run_sync(_forget, store, ids)
     except Exception as exc:
-        logger.error("sagerun: %s points of %s stay in the local spool of %s, which the end of the %s job "
-                     "deletes: keeping them beyond the job failed: %s", "the undelivered", name, store, job.kind, exc)
+        logger.error("sagerun: the undelivered points of %s stay in the local spool of %s, which the end of the "
+                     "%s job deletes: keeping them beyond the job failed: %s", name, store, job.kind, exc)
         return
     logger.warning("sagerun: %d undelivered points of %s are kept at %s, beyond the %s job: `sagerun sync --from "
                    "%s` sends them from any machine", len(rows), name, where, job.kind, where)

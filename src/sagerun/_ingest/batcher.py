@@ -15,7 +15,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from .._model.answers import DeadLetter, refusal_code, refusal_reason
+from .._model.answers import DeadLetter, refusal_reason
 from .._model.points import Point
 from .._model.session import Session
 from .._model.sink import MetricsSink
@@ -125,7 +125,7 @@ class Batcher(Drain):
 
     async def _after(self) -> None:
         for batch in list(self.dispatcher.batches):  # taken, but cancelled while waiting for a slot
-            self._give_up(batch.points, STILL_QUEUED, batch.ids is not None, counted=False)
+            self._dead_letter(batch.points, STILL_QUEUED, kept=batch.ids is not None)
         self.dispatcher.batches.clear()
         if self.journal is not None and self._forget:
             await anyio.to_thread.run_sync(self.journal.forget, self._forget)
@@ -165,21 +165,7 @@ class Batcher(Drain):
 
     async def refused(self, batch: Batch, indexes: list[int], code: str) -> None:
         points, ids = batch.part(indexes)
-        self._give_up(points, refusal_reason(code), ids is not None)
+        self._dead_letter(points, refusal_reason(code), counted=True, kept=ids is not None)
 
     async def failed(self, batch: Batch, reason: str) -> None:
-        self._give_up(batch.points, reason, batch.ids is not None)
-
-    def _give_up(self, points: list[Point], reason: str, journaled: bool, *, counted: bool = True) -> None:
-        """Dead-letter ``points``, or only say so when they are journaled; ``counted``: the
-        dispatcher counted them as failed."""
-        if not points:
-            return
-        if not counted:
-            self.dead_lettered += len(points)
-        if journaled:  # already kept where the dead-letter hook would put them
-            self.handed[refusal_code(reason) or ""] += len(points)
-            logger.debug("sagerun: %d points of %s stay in the spool (%s)", len(points), self.trial_component_name,
-                         reason)
-            return
-        self._dead_letter(points, reason, counted=True)
+        self._dead_letter(batch.points, reason, counted=True, kept=batch.ids is not None)

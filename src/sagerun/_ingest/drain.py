@@ -118,9 +118,7 @@ class Drain:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._after()
-                leftover = self.queue.drain_all()
-                if leftover:
-                    self._dead_letter(leftover, STILL_QUEUED)
+                self._dead_letter(self.queue.drain_all(), STILL_QUEUED)
             if self.report:
                 report_close(self.trial_component_name, self.stats(), self._handed(), self.kept_in)
 
@@ -165,13 +163,17 @@ class Drain:
         self._progress.set()
         self._progress = anyio.Event()
 
-    def _dead_letter(self, points: list[Point], reason: str, *, counted: bool = False) -> None:
-        """Hand ``points`` to the hook; ``counted``: already counted as failed where they failed."""
+    def _dead_letter(self, points: list[Point], reason: str, *, counted: bool = False, kept: bool = False) -> None:
+        """Hand ``points`` to the hook; ``counted``: already counted as failed where they failed;
+        ``kept``: already where the hook would put them (durable mode's journal), only counted."""
+        if not points:
+            return
         if not counted:
             self.dead_lettered += len(points)
-        try:
-            self.dead_letter(self.trial_component_name, points, reason)
-        except Exception:
-            logger.exception("sagerun: the dead-letter hook failed; %d points are lost", len(points))
-        else:
-            self.handed[refusal_code(reason) or ""] += len(points)
+        if not kept:
+            try:
+                self.dead_letter(self.trial_component_name, points, reason)
+            except Exception:
+                logger.exception("sagerun: the dead-letter hook failed; %d points are lost", len(points))
+                return
+        self.handed[refusal_code(reason) or ""] += len(points)

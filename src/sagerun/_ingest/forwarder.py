@@ -233,8 +233,7 @@ class Forwarder(Drain):
             await self._channel.send(message)
         except GONE:
             self.queue.release(len(points))
-            if points:
-                self._dead_letter(points, "the sender process was gone")
+            self._dead_letter(points, "the sender process was gone")
             await self._closed.wait()  # the reader finds it gone and switches the run to inline
             return False
         return True

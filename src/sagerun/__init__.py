@@ -4,8 +4,11 @@
 without ever making the training loop wait on the network.
 """
 
-from ._async.experiment import Experiment, list_runs, load_run
-from ._async.run import Run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._model.errors import (
     BackendError, EngineStoppedError, EngineThreadError, ForkedRunError, QueueFullError, RunAlreadyEnteredError,
     RunClosedError, RunNotOpenError, RunStateError, SagerunError, TransportError,
@@ -13,10 +16,33 @@ from ._model.errors import (
 from ._ingest.stats import IngestStats
 from ._model.session import Session
 
+if TYPE_CHECKING:
+    from ._async.experiment import Experiment, list_runs, load_run
+    from ._async.run import Run
+
+# Imported on first use: every module of the package imports this one first, and the run's sender
+# process (``python -m sagerun._ingest.sender``) must not pay for the API, numpy and botocore.
+_LAZY = {"Run": "._async.run", "Experiment": "._async.experiment", "list_runs": "._async.experiment",
+         "load_run": "._async.experiment"}
+
 __all__ = [
-    "BackendError", "EngineStoppedError", "EngineThreadError", "ForkedRunError", "IngestStats", "QueueFullError",
-    "Run", "RunAlreadyEnteredError", "RunClosedError", "RunNotOpenError", "RunStateError", "SagerunError", "Session",
-    "TransportError",
+    "BackendError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError", "IngestStats",
+    "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError", "RunNotOpenError", "RunStateError",
+    "SagerunError", "Session", "TransportError", "list_runs", "load_run",
 ]
-__all__ += ["Experiment", "list_runs", "load_run"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sagerun' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __version__ = "0.1.0"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from itertools import repeat
-from typing import Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is not imported here: the sender process, which never sees a block, runs without it
+    import numpy as np
 
 Point = Tuple[str, float, Optional[int], float]
 """One metric sample: name, value, step, and epoch seconds taken on the caller.
@@ -23,6 +24,7 @@ class Block:
 
     def __init__(self, name: str, values: np.ndarray, steps: np.ndarray | None,
                  timestamps: np.ndarray | float) -> None:
+        # timestamps: one float for every point (checks.metric_timestamps gives a Python float), or an array
         self.name = name
         self.values = values
         self.steps = steps
@@ -33,13 +35,13 @@ class Block:
 
     @property
     def first_timestamp(self) -> float:
-        return float(self.timestamps if np.isscalar(self.timestamps) else self.timestamps[0])
+        return float(self.timestamps if isinstance(self.timestamps, float) else self.timestamps[0])
 
     def split(self, n: int) -> tuple[Block, Block]:
         """The first ``n`` points and the rest, as views of the same arrays."""
         steps = self.steps
         times = self.timestamps
-        scalar = np.isscalar(times)
+        scalar = isinstance(times, float)
         return (
             Block(self.name, self.values[:n], None if steps is None else steps[:n], times if scalar else times[:n]),
             Block(self.name, self.values[n:], None if steps is None else steps[n:], times if scalar else times[n:]),
@@ -47,5 +49,5 @@ class Block:
 
     def points(self) -> Iterator[Point]:
         steps = repeat(None) if self.steps is None else self.steps.tolist()
-        times = repeat(float(self.timestamps)) if np.isscalar(self.timestamps) else self.timestamps.tolist()
+        times = repeat(self.timestamps) if isinstance(self.timestamps, float) else self.timestamps.tolist()
         return zip(repeat(self.name), self.values.tolist(), steps, times)

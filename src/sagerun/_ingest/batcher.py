@@ -1,5 +1,6 @@
 """Ingest · the inline drain: sends a run's queued points from this process through the delivery
-core; in durable mode it journals them in the spool first.
+core; in durable mode it journals them in the spool first; under the ``spill`` policy it writes
+what the queue cannot hold to the spool and sends it from there as room frees.
 
 Points that fail for good go to the dead-letter hook, never nowhere.
 """
@@ -10,7 +11,6 @@ import logging
 import time
 from collections import deque
 from typing import Protocol, Sequence
-
 import anyio
 import anyio.abc
 import anyio.to_thread
@@ -21,6 +21,7 @@ from .._model.session import Session
 from .._model.sink import MetricsSink
 from .dispatch import Batch, Dispatcher
 from .drain import STILL_QUEUED, Drain
+from .overflow import SPILL_CHUNK, Overflow
 from .limiter import AdaptiveLimiter
 from .queue import PointQueue
 from .stats import IngestStats
@@ -42,6 +43,9 @@ class Journal(Protocol):
 _JOURNAL_CHUNK = 2_000
 #: seconds between removals of delivered points from the journal
 _FORGET_INTERVAL = 0.2
+#: seconds between looks at the queue while every slot is taken (the training thread cannot wake
+#: the drain: at a million points a second this is 5,000 points, far below the spill mark)
+_ROOM_POLL = 0.005
 
 
 def adaptive_limiter(session: Session, sink: MetricsSink) -> AdaptiveLimiter:
@@ -58,10 +62,13 @@ class Batcher(Drain):
     """
 
     def __init__(self, queue: PointQueue, backend: MetricsSink, trial_component_name: str, session: Session,
-                 dead_letter: DeadLetter, journal: Journal | None = None, *, report: bool = True,
-                 kept_in: str | None = None) -> None:
+                 dead_letter: DeadLetter, journal: Journal | None = None, *, overflow: Overflow | None = None,
+                 report: bool = True, kept_in: str | None = None) -> None:
         super().__init__(queue, trial_component_name, session, dead_letter, report=report, kept_in=kept_in)
         self.journal = journal
+        self.overflow = overflow
+        """Under ``spill``: where points go once the queue is half full and every slot is taken."""
+        self._spill_at = max(queue.capacity // 2, backend.max_batch)
         self.fill = backend.max_batch
         self.chunk = backend.max_batch if journal is None else _JOURNAL_CHUNK
         self.linger = session.linger
@@ -78,9 +85,9 @@ class Batcher(Drain):
         # list() copies it in one step under the GIL, so the sums below see a consistent snapshot.
         batches = list(sending.batches)
         oldest = [b.oldest for b in batches]
-        head = queue.oldest_timestamp()
-        if head is not None:
-            oldest.append(head)
+        for head in (queue.oldest_timestamp(), self.overflow.oldest if self.overflow is not None else None):
+            if head is not None:
+                oldest.append(head)
         return IngestStats(
             enqueued=queue.removed + len(queue),
             delivered=sending.delivered,
@@ -89,7 +96,7 @@ class Batcher(Drain):
             rejected=queue.rejected,
             retried=sending.retried,
             resent_unanswered=sending.resent_unanswered,
-            queued=len(queue),
+            queued=len(queue) + (len(self.overflow) if self.overflow else 0),
             in_flight=sum(len(b.points) for b in batches),
             lag=max(0.0, time.time() - min(oldest)) if oldest else 0.0,
             in_flight_limit=sending.limiter.limit,
@@ -100,7 +107,42 @@ class Batcher(Drain):
     async def _run(self, tasks: anyio.abc.TaskGroup) -> None:
         if self.journal is not None:
             tasks.start_soon(self._send_ready, tasks)
-        await self._loop(tasks)
+        if self.overflow is None:
+            await self._loop(tasks)
+            return
+        tasks.start_soon(self._refill, tasks)
+        await self._spilling_loop(tasks, self.overflow)
+
+    async def _spilling_loop(self, tasks: anyio.abc.TaskGroup, overflow: Overflow) -> None:
+        """The loop under ``spill``: points go to a free slot, else wait in the queue until it is half
+        full, then the oldest go to the overflow, which is sent first as slots free up."""
+        queue = self.queue
+        while True:
+            await self._linger()
+            if not overflow and self.dispatcher.has_room():
+                await self._handle(queue.take(self.chunk), tasks)
+            elif len(queue) >= self._spill_at:
+                points = queue.take(SPILL_CHUNK)
+                try:
+                    await overflow.keep(points)
+                except Exception:  # the disk is full or gone: the points still go, from memory
+                    logger.exception("sagerun: %d points could not be spilled to the spool; they wait in memory",
+                                     len(points))
+                    await self._handle(points, tasks)
+            else:
+                await anyio.sleep(_ROOM_POLL)
+            self._made_progress()
+
+    async def _refill(self, tasks: anyio.abc.TaskGroup) -> None:
+        """Send the overflow's points, oldest first, as slots free up."""
+        assert self.overflow is not None
+        name, size = self.trial_component_name, self.fill
+        while True:
+            points = await self.overflow.take()
+            batches = [Batch(name, points[i:i + size]) for i in range(0, len(points), size)]
+            self.dispatcher.expect(batches)
+            for batch in batches:
+                await self.dispatcher.send(batch, tasks)
 
     async def _handle(self, points: list[Point], tasks: anyio.abc.TaskGroup) -> None:
         if not points:
@@ -121,14 +163,18 @@ class Batcher(Drain):
         self._ready_event.set()
 
     async def _settle(self) -> None:
+        if self.overflow is not None:
+            await self.overflow.emptied()
         await self.dispatcher.settled()
 
     async def _after(self) -> None:
         for batch in list(self.dispatcher.batches):  # taken, but cancelled while waiting for a slot
             self._dead_letter(batch.points, STILL_QUEUED, kept=batch.ids is not None)
         self.dispatcher.batches.clear()
-        if self.journal is not None and self._forget:
-            await anyio.to_thread.run_sync(self.journal.forget, self._forget)
+        if self.journal is not None:
+            await self._forget_delivered(self.journal, now=True)
+        while self.overflow:  # what was spilled and not sent: to the dead letters, as the queue's rest
+            self._dead_letter(await self.overflow.take(), STILL_QUEUED)
 
     async def _send_ready(self, tasks: anyio.abc.TaskGroup) -> None:
         while True:
@@ -151,10 +197,14 @@ class Batcher(Drain):
             size = len(batches[0].points)
             for number, batch in enumerate(batches):
                 batch.ids = list(ids[number * size:number * size + len(batch.points)])
-        if self._forget and time.monotonic() - self._last_forget > _FORGET_INTERVAL:
+        await self._forget_delivered(self.journal)
+
+    async def _forget_delivered(self, journal: Journal, *, now: bool = False) -> None:
+        """Remove the delivered points from ``journal``, at most every ``_FORGET_INTERVAL`` unless ``now``."""
+        if self._forget and (now or time.monotonic() - self._last_forget > _FORGET_INTERVAL):
             delivered, self._forget = self._forget, []
             self._last_forget = time.monotonic()
-            await anyio.to_thread.run_sync(self.journal.forget, delivered)
+            await anyio.to_thread.run_sync(journal.forget, delivered)
 
     # -- the Outcome of the batches ------------------------------------------------------------
 

@@ -93,6 +93,10 @@ class Dispatcher:
         """Count ``batches`` as on their way before waiting for room, so that ``settled`` waits for them."""
         self.batches.update(batches)
 
+    def has_room(self) -> bool:
+        """Whether ``send`` would start a batch at once."""
+        return self._room.available_tokens >= 1
+
     async def send(self, batch: Batch, senders: anyio.abc.TaskGroup) -> None:
         """Wait for room, then send ``batch`` in a task of ``senders`` (started, not yet run, on return)."""
         self.batches.add(batch)

@@ -13,9 +13,11 @@ from .._model.answers import DeadLetter
 from .._model.points import Point
 from .._model.session import Session
 from ..backends.base import Backend
+from ..store.journal import FrameJournal
 from ..store.spool import SpoolJournal, spool_dead_letter
 from .batcher import Batcher
 from .forwarder import Forwarder
+from .overflow import Overflow
 from .queue import PointQueue
 
 logger = logging.getLogger("sagerun")
@@ -32,7 +34,8 @@ async def start_engine(stack: contextlib.AsyncExitStack, queue: PointQueue, back
                        trial_component_name: str, session: Session, dead_letter: DeadLetter | None) -> Engine:
     """Start draining ``queue`` into the entered ``backend``; ``stack`` closes the engine, flushing it.
 
-    A remote backend's failed points go to the local store's spool unless ``dead_letter`` is given.
+    A remote backend's failed points go to the local store's spool unless ``dead_letter`` is given;
+    under the ``spill`` policy, so do the points beyond the queue's room until they are sent.
     A sender process sends them where the session asks for one and it can work: not in durable mode
     (it journals from this process), not for a backend that only this process can reach.
     """
@@ -40,14 +43,21 @@ async def start_engine(stack: contextlib.AsyncExitStack, queue: PointQueue, back
     if dead_letter is None:
         dead_letter = spool_dead_letter(session) if backend.remote else log_dead_letters
         kept_in = session.store_path if backend.remote else None
-    journal = None
+    journal: SpoolJournal | None = None
+    overflow: Overflow | None = None
     if session.durable and backend.remote:
         journal = SpoolJournal(session.store_path)
         stack.callback(journal.close)
+    if session.full_policy == "spill" and backend.remote and journal is None:
+        spilled = FrameJournal(session.store_path, trial_component_name)
+        stack.callback(spilled.close)
+        overflow = Overflow(spilled)
     target = backend.metrics_target() if session.sender == "process" and journal is None else None
     drain: Engine
     if target is None or os.name != "posix":
-        drain = Batcher(queue, backend, trial_component_name, session, dead_letter, journal, kept_in=kept_in)
+        drain = Batcher(queue, backend, trial_component_name, session, dead_letter, journal, overflow=overflow,
+                        kept_in=kept_in)
     else:
-        drain = Forwarder(queue, backend, target, trial_component_name, session, dead_letter, kept_in=kept_in)
+        drain = Forwarder(queue, backend, target, trial_component_name, session, dead_letter, overflow=overflow,
+                          kept_in=kept_in)
     return await stack.enter_async_context(drain)

@@ -3,7 +3,8 @@
 In the training process this costs one socket write per ``FORWARD_INTERVAL`` (or per
 ``FORWARD_CHUNK`` points) instead of one signed HTTP request per 10 points. Points handed over stay
 counted against the queue's capacity until the sender reports them delivered or failed, so the
-full-queue policy still bounds memory. If the sender process dies, what it held is counted as
+full-queue policy still bounds memory; under ``spill`` the sender bounds its own memory by
+spilling to disk, so their room is free once they are handed over. If the sender process dies, what it held is counted as
 failed and the run goes on sending from this process.
 """
 
@@ -28,6 +29,8 @@ from .._model.sink import MetricsSink, MetricsTarget
 from .batcher import Batcher
 from .drain import Drain
 from .frames import GONE, Channel
+from ..store.journal import frame_points
+from .overflow import Overflow
 from .messages import Close, Closed, Credentials, Dead, Flush, Flushed, Log, Message, Points, Ready, Start, Stats
 from .queue import PointQueue
 from .stats import IngestStats
@@ -41,6 +44,8 @@ FORWARD_CHUNK = 5_000
 FORWARD_INTERVAL = 0.1
 #: seconds between pushes of (possibly refreshed) credentials to the sender
 CREDENTIALS_INTERVAL = 60.0
+#: seconds between looks at the queue while the sender process starts, under ``spill``
+STARTING_POLL = 0.01
 #: seconds the sender has, beyond the close timeout, to report its last points and exit
 CLOSE_GRACE = 5.0
 
@@ -51,19 +56,24 @@ class Forwarder(Drain):
     the run's points from here once the sender process is gone."""
 
     fill = FORWARD_CHUNK
-    chunk = FORWARD_CHUNK
+    chunk = FORWARD_CHUNK * 10  # a backlog goes in few hand-overs: each waits for the GIL (up to 5 ms)
     linger = FORWARD_INTERVAL
 
     def __init__(self, queue: PointQueue, backend: MetricsSink, target: MetricsTarget, trial_component_name: str,
-                 session: Session, dead_letter: DeadLetter, *, kept_in: str | None = None) -> None:
+                 session: Session, dead_letter: DeadLetter, *, overflow: Overflow | None = None,
+                 kept_in: str | None = None) -> None:
         super().__init__(queue, trial_component_name, session, dead_letter, kept_in=kept_in)
         self.backend = backend
+        self.overflow = overflow
+        """Under ``spill``: where the queue's oldest points go while the sender process starts."""
         self.target = target
         self.forwarded = 0
         self.settled = 0
         self.lost = 0
         """Points the sender held when it died, not reported delivered: lost, or sent unconfirmed."""
-        self.counts = Stats(0, 0, 0, 0, session.initial_in_flight)
+        self.counts = Stats(0, 0, 0, 0, session.initial_in_flight, 0)
+        self._holds = session.full_policy != "spill"
+        """Whether points handed over keep their room in the queue until they settle."""
         # (forwarded count at the end of a chunk, timestamp of its first point) of chunks not yet
         # settled: the lag of what the sender holds, read without asking it
         self._chunks: collections.deque[tuple[int, float]] = collections.deque()
@@ -95,7 +105,7 @@ class Forwarder(Drain):
             settings["store"] = self.session.store_path
             await self._channel.send(Start(settings, self.trial_component_name, self.target.endpoint_url,
                                            self.target.region, await self._credentials(),
-                                           logger.getEffectiveLevel()))
+                                           logger.getEffectiveLevel(), self.kept_in))
         except BaseException:
             ours.close()
             if self._process is not None:
@@ -133,17 +143,19 @@ class Forwarder(Drain):
         )
 
     def _handed(self) -> collections.Counter[str]:
-        return self.handed + self._inline.handed if self._inline is not None else self.handed
+        handed = self.handed + collections.Counter({"": self.counts.kept})
+        return handed + self._inline.handed if self._inline is not None else handed
 
     # -- the drain ---------------------------------------------------------------------------------
 
     async def _run(self, tasks: anyio.abc.TaskGroup) -> None:
         tasks.start_soon(self._read)
         if await self._sender_ready():
+            await self._hand_over_spilled()
             await self._loop(tasks)
         # The sender process is gone: the rest of the run is sent from here.
         async with Batcher(self.queue, self.backend, self.trial_component_name, self.session,
-                           self.dead_letter, report=False, kept_in=self.kept_in) as inline:
+                           self.dead_letter, overflow=self.overflow, report=False, kept_in=self.kept_in) as inline:
             self._inline = inline
             self._inline_ready.set()
             await anyio.sleep_forever()
@@ -156,7 +168,7 @@ class Forwarder(Drain):
             self._next_credentials = time.monotonic() + CREDENTIALS_INTERVAL
             await self._send_or_dead_letter(Credentials(await self._credentials()), [])
         if points:
-            self.queue.hold(len(points))
+            self._hold(len(points))
             if await self._send_or_dead_letter(Points(points), points):
                 self.forwarded += len(points)
                 self._chunks.append((self.forwarded, points[0][3]))
@@ -220,11 +232,37 @@ class Forwarder(Drain):
                 self._process.kill()
                 self._made_progress()
                 return False
-            with anyio.move_on_after(FORWARD_INTERVAL):
+            await self._spill_if_half_full()
+            # Under spill the queue is watched closely: a loop logging a million points a second
+            # fills half of the default queue in 50 ms.
+            with anyio.move_on_after(FORWARD_INTERVAL if self.overflow is None else STARTING_POLL):
                 await self._wakeup.wait()
             self._wakeup = anyio.Event()
             self._lag.check(self.stats)
         return True
+
+    async def _spill_if_half_full(self) -> None:
+        """Under ``spill``, while the sender cannot take them, the oldest points of a queue more than
+        half full go to the overflow, down to a quarter."""
+        queue = self.queue
+        if self.overflow is not None and len(queue) >= queue.capacity // 2:
+            await self.overflow.keep(queue.take(len(queue) - queue.capacity // 4))
+
+    async def _hand_over_spilled(self) -> None:
+        """What was spilled while the sender started is older than anything queued: it goes first,
+        as the frames it was kept in (the sender keeps them as they are if it has no room)."""
+        assert self._channel is not None
+        while self.overflow and not self._dead:
+            await self._spill_if_half_full()  # behind what was spilled before: the order holds
+            frame, count, oldest = await self.overflow.take_frame()
+            try:
+                await self._channel.send_payload(frame)
+            except GONE:
+                self._dead_letter(frame_points(frame), "the sender process was gone")
+                await self._closed.wait()
+                return
+            self.forwarded += count
+            self._chunks.append((self.forwarded, oldest))
 
     async def _send_or_dead_letter(self, message: Message, points: list[Point]) -> bool:
         """Send ``message``; if the sender is gone, its ``points`` go to the dead-letter hook."""
@@ -232,7 +270,7 @@ class Forwarder(Drain):
         try:
             await self._channel.send(message)
         except GONE:
-            self.queue.release(len(points))
+            self._release(len(points))
             self._dead_letter(points, "the sender process was gone")
             await self._closed.wait()  # the reader finds it gone and switches the run to inline
             return False
@@ -263,10 +301,18 @@ class Forwarder(Drain):
                 event.set()
             self._flushes.clear()
 
+    def _hold(self, count: int) -> None:
+        if self._holds:
+            self.queue.hold(count)
+
+    def _release(self, count: int) -> None:
+        if self._holds:
+            self.queue.release(count)
+
     def _settled_by(self, counts: Stats) -> None:
         settled = counts.delivered + counts.failed
         if settled > self.settled:
-            self.queue.release(settled - self.settled)
+            self._release(settled - self.settled)
             self.settled = settled
             chunks = self._chunks
             while chunks and chunks[0][0] <= settled:
@@ -281,7 +327,7 @@ class Forwarder(Drain):
         self.lost += unsettled
         self.settled = self.forwarded
         self._chunks.clear()
-        self.queue.release(unsettled)
+        self._release(unsettled)
         self._dead = True
         self._wakeup.set()
         code = self._process.returncode

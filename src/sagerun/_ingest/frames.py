@@ -36,7 +36,14 @@ class Channel:
         Raises:
             anyio.BrokenResourceError, anyio.ClosedResourceError: the other side is gone.
         """
-        payload = orjson.dumps(encode(message))
+        await self.send_payload(orjson.dumps(encode(message)))
+
+    async def send_payload(self, payload: bytes) -> None:
+        """Send a message already encoded (a frame of points kept in a journal file).
+
+        Raises:
+            anyio.BrokenResourceError, anyio.ClosedResourceError: the other side is gone.
+        """
         async with self._send_lock:
             await self._stream.send(len(payload).to_bytes(_LENGTH, "big") + payload)
 
@@ -47,11 +54,28 @@ class Channel:
             anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError: the other side is gone.
             ValueError: what came is not a message.
         """
+        return parse(await self.receive_payload())
+
+    async def receive_payload(self) -> bytes:
+        """The next message as it came, for ``parse`` (or to keep as it is).
+
+        Raises:
+            anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError: the other side is gone.
+        """
         size = int.from_bytes(await self._reader.receive_exactly(_LENGTH), "big")
-        return decode(orjson.loads(await self._reader.receive_exactly(size)))
+        return await self._reader.receive_exactly(size)
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+
+def parse(payload: bytes) -> Message:
+    """The message a received payload stands for.
+
+    Raises:
+        ValueError: it is not a message.
+    """
+    return decode(orjson.loads(payload))
 
 
 #: what ends a channel: the peer closed it, died, or sent half a frame

@@ -24,6 +24,8 @@ class Start(NamedTuple):
     region: str
     credentials: list[str | None]
     log_level: int
+    kept_in: str | None
+    """the store whose spool keeps the run's dead letters (the parent's default hook), or ``None``"""
 
 
 class Points(NamedTuple):
@@ -65,6 +67,8 @@ class Stats(NamedTuple):
     retried: int
     resent_unanswered: int
     in_flight_limit: int
+    kept: int
+    """of ``failed``, points the sender left in the spool itself (spilled, not sent by the close)"""
 
 
 class Dead(NamedTuple):

@@ -36,6 +36,9 @@ class PointQueue:
         self.capacity = capacity
         self._limit = capacity  # capacity less the points held outside the queue (durable mode)
         self.policy = policy
+        # "spill" waits as "block" does: its drain makes room by writing points to disk, so a full
+        # queue means the disk is not keeping up, and waiting is what keeps memory bounded.
+        self._waits = policy in ("block", "spill")
         self._items: deque[Item] = deque()
         self._block_extra = 0  # points beyond one per item, held by blocks
         self._lock = threading.Lock()
@@ -93,8 +96,8 @@ class PointQueue:
         return False
 
     async def put_async(self, point: Point) -> None:
-        """Like ``put`` for a caller on the drain's own event loop: ``block`` awaits instead."""
-        if self.policy != "block":
+        """Like ``put`` for a caller on the drain's own event loop: ``block`` and ``spill`` await instead."""
+        if not self._waits:
             if not self.offer(point):
                 self._put_full(point, 1)
             return
@@ -106,14 +109,14 @@ class PointQueue:
         size = len(block)
         with self._lock:
             if len(self._items) + self._block_extra + size <= self._limit or (
-                self._empty() and self.policy == "block"
+                self._empty() and self._waits
             ):
                 self._append_block(block)
                 return
         self._put_full(block, size, wait=wait)
 
     async def put_block_async(self, block: Block) -> None:
-        if self.policy == "block":
+        if self._waits:
             size = len(block)
             while len(self) + size > self._limit and not self._empty():
                 await anyio.sleep(0.001)

@@ -21,16 +21,20 @@ from typing import Any, NamedTuple, Sequence
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from .._model.session import Session
 from .._model.answers import ItemError
-from ..store.spool import spool_dead_letter
+from ..store.journal import FrameJournal
+from ..store.spool import Spool, spool_dead_letter
 from ..backends.metrics_http import BATCH_LIMIT, MetricsHTTP
 from .batcher import Batcher
-from .frames import GONE, Channel
+from .drain import STILL_QUEUED
+from .frames import GONE, Channel, parse
 from .messages import Close, Closed, Credentials, Dead, Flush, Flushed, Log, Message, Points, Ready, Start, Stats
 from .._model.points import Point
 from .queue import PointQueue
+from .spill import Spill
 
 logger = logging.getLogger("sagerun")
 
@@ -109,16 +113,23 @@ class Sender:
     """Serves one run: reads the parent's messages, drains them through a Batcher, reports back."""
 
     def __init__(self, channel: Channel, session: Session, trial_component_name: str,
-                 endpoint_url: str, region: str, credentials: Sequence[Any]) -> None:
+                 endpoint_url: str, region: str, credentials: Sequence[Any], kept_in: str | None) -> None:
         self.channel = channel
+        self.kept_in = kept_in
         self.session = session
         self.trial_component_name = trial_component_name
         self.credentials = PushedCredentials(credentials)
         self.http = MetricsHTTP(endpoint_url, region, self.credentials, connections=session.max_in_flight,
                                 timeout=session.request_timeout)
-        # Unbounded here: the parent counts what it forwarded against its own capacity until this
-        # process reports it settled, so its full-queue policy bounds this queue too.
-        self.queue = PointQueue(sys.maxsize, "block")
+        # Under "spill" the parent frees the room of what it hands over, and this queue, as large as
+        # the parent's, spills what it cannot hold; otherwise it is unbounded here, since the parent
+        # counts what it forwarded against its own capacity until this process reports it settled.
+        spills = session.full_policy == "spill"
+        self.queue = PointQueue(session.queue_capacity if spills else sys.maxsize, "block")
+        self.spill = Spill(self.queue, FrameJournal(session.store_path, trial_component_name)) if spills else None
+        self.left = 0
+        """Points left in the journal at close (counted as failed), of which ``kept`` in the spool here."""
+        self.kept = 0
         self.outbox = Outbox(session)
         self._reported: Stats | None = None
 
@@ -131,28 +142,42 @@ class Sender:
                 await self._send(Ready())
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(self._report_every_interval, batcher)
+                    if self.spill is not None:
+                        tasks.start_soon(self.spill.feed)
                     close_in = await self._read(batcher, tasks)
                     tasks.cancel_scope.cancel()
                 # The parent flushed before it asked to close: what is still here is what the rest of
                 # its close_timeout may deliver; the batcher hands the remainder to the dead letters.
                 batcher.session = dataclasses.replace(self.session, close_timeout=close_in)
+            if self.spill is not None:
+                await anyio.to_thread.run_sync(self._leave, self.spill)
             await self._report(batcher)
             await self._send(Closed())
         finally:
             await self.http.aclose()
+            if self.spill is not None:
+                self.spill.journal.close()
 
     async def _read(self, batcher: Batcher, tasks: anyio.abc.TaskGroup) -> float:
         """Handle the parent's messages until it asks to close (or is gone); the seconds left to close."""
-        put = self.queue.put
+        offer, put, spill = self.queue.offer, self.queue.put_async, self.spill
         while True:
             try:
-                message = await self.channel.receive()
+                payload = await self.channel.receive_payload()
             except GONE:
                 self.outbox.disconnect(self.trial_component_name, [])
                 return self.session.close_timeout
+            try:
+                if spill is not None and spill.keeps(payload):
+                    continue
+            except OSError:
+                logger.exception("sagerun: the sender could not spill points to disk; they wait in memory")
+            message = parse(payload)
             if isinstance(message, Points):
                 for name, value, step, timestamp in message.points:
-                    put((name, value, step, timestamp))
+                    point = (name, value, step, timestamp)
+                    if not offer(point):  # a spill that failed, or a hand-over larger than the room
+                        await put(point)
             elif isinstance(message, Credentials):
                 self.credentials.frozen = FrozenCredentials(*message.credentials)
             elif isinstance(message, Flush):
@@ -160,7 +185,23 @@ class Sender:
             elif isinstance(message, Close):
                 return max(0.0, float(message.seconds))
 
+    def _leave(self, spill: Spill) -> None:
+        """At close, what the journal still holds goes where the run's dead letters go: to the spool
+        from here when that is where the parent keeps them, else to the parent's hook."""
+        if self.outbox.connected and self.kept_in is None:
+            for points in spill.rest():
+                self.left += len(points)
+                self.outbox.dead_letter(self.trial_component_name, points, STILL_QUEUED)
+            return
+        with Spool(self.kept_in or self.session.store_path) as spool:
+            for points in spill.rest():
+                spool.add(self.trial_component_name, points, STILL_QUEUED)
+                self.left += len(points)
+                self.kept += len(points)
+
     async def _flush(self, batcher: Batcher, seq: int) -> None:
+        if self.spill is not None:
+            await self.spill.emptied()
         await batcher.flush()
         await self._report(batcher)
         await self._send(Flushed(seq))
@@ -173,7 +214,8 @@ class Sender:
     async def _report(self, batcher: Batcher) -> None:
         """Send dead letters, log records, then the counts (if they changed)."""
         stats = batcher.stats()
-        counts = Stats(stats.delivered, stats.failed, stats.retried, stats.resent_unanswered, stats.in_flight_limit)
+        counts = Stats(stats.delivered, stats.failed + self.left, stats.retried, stats.resent_unanswered,
+                       stats.in_flight_limit, self.kept)
         for message in self.outbox.take():
             await self._send(message)
         if counts != self._reported:
@@ -196,7 +238,7 @@ async def serve(fd: int) -> None:
         raise ValueError(f"the sender process expected Start, got {type(start).__name__}")
     logger.setLevel(start.log_level)  # records below the parent's level would only be dropped there
     sender = Sender(channel, Session(**start.settings), start.trial_component_name, start.endpoint_url,
-                    start.region, start.credentials)
+                    start.region, start.credentials, start.kept_in)
     try:
         await sender.serve()
     finally:

@@ -6,12 +6,12 @@ import dataclasses
 import os
 from typing import Any, Literal
 
-FullPolicy = Literal["block", "drop_oldest", "drop_newest", "raise"]
+FullPolicy = Literal["spill", "block", "drop_oldest", "drop_newest", "raise"]
 BackendName = Literal["sagemaker", "local"]
 MetricsClient = Literal["http", "botocore"]
 SenderMode = Literal["process", "inline"]
 
-_POLICIES = ("block", "drop_oldest", "drop_newest", "raise")
+_POLICIES = ("spill", "block", "drop_oldest", "drop_newest", "raise")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +64,13 @@ class Session:
     ``linger`` interval. Costs one SQLite write per ~2,000 points on the drain, not on the caller."""
     queue_capacity: int = 100_000
     """Points the queue holds before ``full_policy`` applies."""
-    full_policy: FullPolicy = "block"
-    """What ``log_metric`` does on a full queue: wait for room, drop the oldest queued point,
-    drop the new point, or raise ``QueueFullError``. Drops are counted and reported at close."""
+    full_policy: FullPolicy = "spill"
+    """What happens when the points waiting to be sent fill the queue. ``"spill"``: the drain writes
+    the oldest of them to the local store's spool, off the training thread, and sends them from
+    there, oldest first, as the endpoint takes them; ``log_metric`` waits only if the disk cannot
+    keep up (for the local backend, and in ``durable`` mode, where points are on disk already, it
+    waits as ``"block"`` does). ``"block"``: wait for room. ``"drop_oldest"``, ``"drop_newest"``:
+    drop a point, counted and reported at close. ``"raise"``: raise ``QueueFullError``."""
     min_in_flight: int = 1
     """Fewest metrics requests in flight, however much the endpoint throttles."""
     initial_in_flight: int = 8

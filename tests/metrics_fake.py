@@ -265,7 +265,7 @@ class MetricsFake:
     @property
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"requests": self._requests, "points": len(self._points),
+            return {"requests": self._requests, "points": len(self._points), "distinct_points": len(set(self._points)),
                     "violations": list(self._violations), "faults": dict(self._fault_counts)}
 
     def start(self) -> str:

@@ -89,9 +89,11 @@ class Forwarder(Drain):
         self._flushes: dict[int, anyio.Event] = {}
         self._seq = itertools.count()
         self._next_credentials = 0.0
+        self._started = 0.0
 
     async def __aenter__(self) -> Forwarder:
         ours, theirs = socket.socketpair()
+        self._started = time.monotonic()
         try:
             with theirs:
                 self._process = await anyio.open_process(
@@ -239,6 +241,8 @@ class Forwarder(Drain):
                 await self._wakeup.wait()
             self._wakeup = anyio.Event()
             self._lag.check(self.stats)
+        logger.debug("sagerun: the sender process of %s was ready %.3f s after it was started",
+                     self.trial_component_name, time.monotonic() - self._started)
         return True
 
     async def _spill_if_half_full(self) -> None:

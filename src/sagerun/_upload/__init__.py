@@ -17,6 +17,7 @@ import botocore.exceptions
 from .._model.errors import SagerunError
 from .._model.session import Session
 from ..backends.sagemaker import SageMakerBackend
+from ..store.journal import recover
 from ..store.spool import Spool
 from .deliver import UploadReport, deliver
 from .fetch import fetch_spool
@@ -40,8 +41,9 @@ class UploadProgress(Protocol):
 async def upload_store(session: Session, *, runs: Sequence[str] = (), all_local: bool = False,
                        retry_refused: bool = False, concurrency: int = 8,
                        progress: UploadProgress | None = None, from_uri: str | None = None) -> UploadReport:
-    """Deliver the spool of ``session.store_path`` to SageMaker; first take into it the spool files
-    kept beyond a SageMaker job under ``from_uri`` (``s3://…/spool/``, the store made if missing),
+    """Deliver the spool of ``session.store_path`` to SageMaker; first take into it the journal files
+    of runs whose process was killed (points spilled beyond the queue), the spool files kept beyond
+    a SageMaker job under ``from_uri`` (``s3://…/spool/``, the store made if missing),
     push the local runs named in ``runs`` (``experiment/run`` or a run name), or every local run
     with ``all_local``, and make the points set aside pending again with ``retry_refused``.
 
@@ -55,6 +57,7 @@ async def upload_store(session: Session, *, runs: Sequence[str] = (), all_local:
         BackendError: a local run could not be created or saved in SageMaker.
     """
     store_path = session.store_path
+    recovered = await anyio.to_thread.run_sync(recover, store_path)  # first: it may make the store
     with Spool(store_path, create=from_uri is not None) as spool:
         fetched = 0
         if from_uri is not None:
@@ -68,7 +71,8 @@ async def upload_store(session: Session, *, runs: Sequence[str] = (), all_local:
         unsaved = await anyio.to_thread.run_sync(unsaved_runs, store_path)
         if not local and not unsaved and not await anyio.to_thread.run_sync(spool.count):
             # Nothing to send: no need for credentials or a connection to say so.
-            return UploadReport(set_aside=await anyio.to_thread.run_sync(spool.refused), fetched=fetched)
+            return UploadReport(set_aside=await anyio.to_thread.run_sync(spool.refused), fetched=fetched,
+                                recovered=recovered)
         try:
             async with SageMakerBackend(session) as backend:
                 saved = [await save_unsaved(backend, store_path, run_id, record) for run_id, record in unsaved]
@@ -82,4 +86,5 @@ async def upload_store(session: Session, *, runs: Sequence[str] = (), all_local:
     report.pushed = pushed
     report.saved = saved
     report.fetched = fetched
+    report.recovered = recovered
     return report

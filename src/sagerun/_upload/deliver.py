@@ -48,6 +48,8 @@ class UploadReport:
     """SageMaker runs whose final status and parameters could not be saved when they closed, saved now"""
     fetched: int = 0
     """points taken into the spool from files kept beyond a SageMaker job (``--from``)"""
+    recovered: int = 0
+    """points taken into the spool from the journal files of runs whose process was killed"""
     error: str | None = None
 
     def as_json(self) -> dict[str, object]:

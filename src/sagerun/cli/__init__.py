@@ -230,6 +230,8 @@ def sync(store: str | None, as_json: bool, run_refs: tuple[str, ...], all_local:
         return
     if report.fetched:
         click.echo(f"took {report.fetched:,} points kept beyond a SageMaker job from {from_uri}")
+    if report.recovered:
+        click.echo(f"took {report.recovered:,} points spilled to disk by runs whose process was killed")
     for ref in report.saved:
         click.echo(f"saved the final status and parameters of run {ref}, which could not be saved when it closed")
     for ref, count in report.pushed.items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 from typing import Iterator, Sequence
 
 import orjson
@@ -41,8 +42,9 @@ def points_frame(points: Sequence[Point]) -> bytes:
 
 
 class FrameJournal:
-    """The journal file of one run in this process; blocking, for one event loop or worker thread at
-    a time. Created on the first ``append``; ``close`` deletes it.
+    """The journal file of one run in this process; blocking and thread-safe (the inline drain
+    writes from one worker thread while it reads back from another). Created on the first
+    ``append``; ``close`` deletes it.
 
     Raises:
         OSError: the file cannot be written (the disk is full, the store is gone).
@@ -52,6 +54,7 @@ class FrameJournal:
         self.path = os.path.join(store_path, FOLDER, f"{os.getpid()}-{next(_files)}.frames")
         self.trial_component_name = trial_component_name
         self._fd: int | None = None
+        self._lock = threading.Lock()
         self._read = self._end = _HEADER
         self.frames = 0
         """Frames appended and not yet read back."""
@@ -61,9 +64,14 @@ class FrameJournal:
 
     def append(self, frame: bytes) -> None:
         """Keep ``frame`` (a ``points_frame``, or a Points message as the sender channel carried it)."""
+        with self._lock:
+            self._append(frame)
+
+    def _append(self, frame: bytes) -> None:
         if self._fd is None:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o600)
+            self._end = 0
             self._pwrite(bytes(_HEADER) + _framed(orjson.dumps(["run", self.trial_component_name])))
             self._read = self._end
             self._mark()
@@ -85,6 +93,10 @@ class FrameJournal:
 
     def read_frame(self) -> bytes:
         """The oldest frame not read back, as ``append`` took it (``read``'s raw form)."""
+        with self._lock:
+            return self._read_frame()
+
+    def _read_frame(self) -> bytes:
         if not self.frames:
             raise IndexError("the journal is empty")
         assert self._fd is not None
@@ -100,10 +112,11 @@ class FrameJournal:
 
     def close(self) -> None:
         """Delete the file, with whatever it still holds (read it first to keep that)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-            os.unlink(self.path)
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+                os.unlink(self.path)
 
     def _read_start(self) -> int:
         """Where the first frame of points begins, after the header and the run's frame."""

@@ -1,6 +1,6 @@
 """Ingest · the inline drain: sends a run's queued points from this process through the delivery
 core; in durable mode it journals them in the spool first; under the ``spill`` policy it writes
-what the queue cannot hold to the spool and sends it from there as room frees.
+what the queue cannot hold to the run's journal file and sends it from there as room frees.
 
 Points that fail for good go to the dead-letter hook, never nowhere.
 """
@@ -11,6 +11,7 @@ import logging
 import time
 from collections import deque
 from typing import Protocol, Sequence
+
 import anyio
 import anyio.abc
 import anyio.to_thread
@@ -21,8 +22,8 @@ from .._model.session import Session
 from .._model.sink import MetricsSink
 from .dispatch import Batch, Dispatcher
 from .drain import STILL_QUEUED, Drain
-from .overflow import SPILL_CHUNK, Overflow
 from .limiter import AdaptiveLimiter
+from .overflow import Overflow
 from .queue import PointQueue
 from .stats import IngestStats
 
@@ -68,7 +69,6 @@ class Batcher(Drain):
         self.journal = journal
         self.overflow = overflow
         """Under ``spill``: where points go once the queue is half full and every slot is taken."""
-        self._spill_at = max(queue.capacity // 2, backend.max_batch)
         self.fill = backend.max_batch
         self.chunk = backend.max_batch if journal is None else _JOURNAL_CHUNK
         self.linger = session.linger
@@ -121,14 +121,8 @@ class Batcher(Drain):
             await self._linger()
             if not overflow and self.dispatcher.has_room():
                 await self._handle(queue.take(self.chunk), tasks)
-            elif len(queue) >= self._spill_at:
-                points = queue.take(SPILL_CHUNK)
-                try:
-                    await overflow.keep(points)
-                except Exception:  # the disk is full or gone: the points still go, from memory
-                    logger.exception("sagerun: %d points could not be spilled to the spool; they wait in memory",
-                                     len(points))
-                    await self._handle(points, tasks)
+            elif (unkept := await overflow.relieve(queue)) is not None:
+                await self._handle(unkept, tasks)
             else:
                 await anyio.sleep(_ROOM_POLL)
             self._made_progress()

@@ -4,8 +4,8 @@ In the training process this costs one socket write per ``FORWARD_INTERVAL`` (or
 ``FORWARD_CHUNK`` points) instead of one signed HTTP request per 10 points. Points handed over stay
 counted against the queue's capacity until the sender reports them delivered or failed, so the
 full-queue policy still bounds memory; under ``spill`` the sender bounds its own memory by
-spilling to disk, so their room is free once they are handed over. If the sender process dies, what it held is counted as
-failed and the run goes on sending from this process.
+spilling to disk, so their room is free once they are handed over. If the sender process dies,
+what it held is counted as failed and the run goes on sending from this process.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from .._model.session import Session
 from .._model.sink import MetricsSink, MetricsTarget
 from .batcher import Batcher
 from .drain import Drain
-from .frames import GONE, Channel
 from ..store.journal import frame_points
-from .overflow import Overflow
+from .frames import GONE, Channel
 from .messages import Close, Closed, Credentials, Dead, Flush, Flushed, Log, Message, Points, Ready, Start, Stats
+from .overflow import Overflow
 from .queue import PointQueue
 from .stats import IngestStats
 
@@ -152,8 +152,8 @@ class Forwarder(Drain):
 
     async def _run(self, tasks: anyio.abc.TaskGroup) -> None:
         tasks.start_soon(self._read)
-        if await self._sender_ready():
-            await self._hand_over_spilled()
+        if await self._sender_ready(tasks):
+            await self._hand_over_spilled(tasks)
             await self._loop(tasks)
         # The sender process is gone: the rest of the run is sent from here.
         async with Batcher(self.queue, self.backend, self.trial_component_name, self.session,
@@ -224,7 +224,7 @@ class Forwarder(Drain):
         frozen = await self.target.credentials.get_frozen_credentials()
         return [frozen.access_key, frozen.secret_key, frozen.token]
 
-    async def _sender_ready(self) -> bool:
+    async def _sender_ready(self, tasks: anyio.abc.TaskGroup) -> bool:
         """Wait until the sender process is ready (it starts in about a second); a run that closes
         before then sends its points from here, so that short runs never wait for a process."""
         while not self._ready.is_set():
@@ -234,7 +234,7 @@ class Forwarder(Drain):
                 self._process.kill()
                 self._made_progress()
                 return False
-            await self._spill_if_half_full()
+            await self._spill_if_half_full(tasks)
             # Under spill the queue is watched closely: a loop logging a million points a second
             # fills half of the default queue in 50 ms.
             with anyio.move_on_after(FORWARD_INTERVAL if self.overflow is None else STARTING_POLL):
@@ -245,19 +245,19 @@ class Forwarder(Drain):
                      self.trial_component_name, time.monotonic() - self._started)
         return True
 
-    async def _spill_if_half_full(self) -> None:
+    async def _spill_if_half_full(self, tasks: anyio.abc.TaskGroup) -> None:
         """Under ``spill``, while the sender cannot take them, the oldest points of a queue more than
-        half full go to the overflow, down to a quarter."""
-        queue = self.queue
-        if self.overflow is not None and len(queue) >= queue.capacity // 2:
-            await self.overflow.keep(queue.take(len(queue) - queue.capacity // 4))
+        half full go to the overflow; those the disk does not take are handed over at once (the
+        socket keeps them until the sender reads)."""
+        if self.overflow is not None and (unkept := await self.overflow.relieve(self.queue)):
+            await self._handle(unkept, tasks)
 
-    async def _hand_over_spilled(self) -> None:
+    async def _hand_over_spilled(self, tasks: anyio.abc.TaskGroup) -> None:
         """What was spilled while the sender started is older than anything queued: it goes first,
         as the frames it was kept in (the sender keeps them as they are if it has no room)."""
         assert self._channel is not None
         while self.overflow and not self._dead:
-            await self._spill_if_half_full()  # behind what was spilled before: the order holds
+            await self._spill_if_half_full(tasks)  # behind what was spilled before: the order holds
             frame, count, oldest = await self.overflow.take_frame()
             try:
                 await self._channel.send_payload(frame)

@@ -8,14 +8,22 @@ from __future__ import annotations
 from collections import deque
 from typing import Sequence
 
+import logging
+
 import anyio
 import anyio.to_thread
 
 from .._model.points import Point
 from ..store.journal import FrameJournal, frame_points
+from .queue import PointQueue
 
-#: points written at once: one frame of the journal file, ~2 ms in a worker thread
-SPILL_CHUNK = 10_000
+logger = logging.getLogger("sagerun")
+
+
+def spill_marks(capacity: int) -> tuple[int, int]:
+    """The queue length from which its oldest points go to disk (half its capacity), and the length
+    they are taken down to (a quarter), so that each write takes many points."""
+    return max(capacity // 2, 1), capacity // 4
 
 
 class Overflow:
@@ -54,6 +62,24 @@ class Overflow:
         self._frames.append((len(points), points[0][3]))
         self._count += len(points)
         self._kept.set()
+
+    async def relieve(self, queue: PointQueue) -> list[Point] | None:
+        """If ``queue`` is at least half full, keep its oldest points, down to a quarter.
+
+        Returns ``None`` when it was not; else the points taken that could not be written (the disk
+        is full or gone; the error is logged), for the caller to send from memory: none when all were.
+        """
+        high, low = spill_marks(queue.capacity)
+        if len(queue) < high:
+            return None
+        points = queue.take(len(queue) - low)
+        try:
+            await self.keep(points)
+        except OSError:
+            logger.exception("sagerun: %d points could not be spilled to disk; they are sent from memory",
+                             len(points))
+            return points
+        return []
 
     async def take(self) -> list[Point]:
         """Wait until points are kept, then read back the oldest write of them."""

@@ -15,6 +15,7 @@ import anyio
 
 from .._model.points import Point
 from ..store.journal import POINTS_PREFIX, FrameJournal
+from .overflow import spill_marks
 from .queue import PointQueue
 
 #: seconds between looks at the queue while the journal holds frames
@@ -23,13 +24,13 @@ _POLL = 0.005
 
 class Spill:
     """Frames of points kept in ``journal`` while ``queue`` is more than half full, or while earlier
-    frames wait there (order is kept); ``feed`` moves them back once it is below a quarter."""
+    frames wait there (order is kept); ``feed`` moves them back once it is below a quarter (the
+    marks of ``spill_marks``)."""
 
     def __init__(self, queue: PointQueue, journal: FrameJournal) -> None:
         self.queue = queue
         self.journal = journal
-        self._high = queue.capacity // 2
-        self._low = queue.capacity // 4
+        self._high, self._low = spill_marks(queue.capacity)
 
     def keeps(self, payload: bytes) -> bool:
         """Keep the received ``payload`` in the journal if it is a frame of points that the queue

@@ -17,14 +17,14 @@ A plain tuple, not a NamedTuple: building one is the caller's hot path, and a tu
 class Block:
     """Many points of one metric, kept as arrays until the drain needs them.
 
-    A block costs the caller one queue slot instead of one Python object per point.
+    A block costs the caller one queue slot instead of one Python object per point. ``timestamps``
+    is one float for every point (``checks.metric_timestamps`` gives a Python float) or an array.
     """
 
     __slots__ = ("name", "values", "steps", "timestamps")
 
     def __init__(self, name: str, values: np.ndarray, steps: np.ndarray | None,
                  timestamps: np.ndarray | float) -> None:
-        # timestamps: one float for every point (checks.metric_timestamps gives a Python float), or an array
         self.name = name
         self.values = values
         self.steps = steps

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 FullPolicy = Literal["spill", "block", "drop_oldest", "drop_newest", "raise"]
 BackendName = Literal["sagemaker", "local"]
 MetricsClient = Literal["http", "botocore"]
 SenderMode = Literal["process", "inline"]
 
-_POLICIES = ("spill", "block", "drop_oldest", "drop_newest", "raise")
+_POLICIES: tuple[str, ...] = get_args(FullPolicy)
 
 
 @dataclasses.dataclass(frozen=True)

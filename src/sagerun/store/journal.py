@@ -3,8 +3,8 @@ disk in arrival order until they are read back to be sent.
 
 One file per run and process, ``<store>/journal/<pid>-<n>.frames``, 0600. After an 8-byte header
 (the offset of the first frame not yet read back) come frames, each a 4-byte big-endian length and
-an orjson array ``["points", [[name, value, step, timestamp], ...]]`` with the trial component
-named in ``trial_component_name`` of the file's first frame, ``["run", name]``. A Points message
+an orjson array: first ``["run", trial_component_name]``, then frames of points,
+``["points", [[name, value, step, timestamp], ...]]``. A Points message
 of the sender channel has that same layout, so the sender process writes what it receives as it
 came, without decoding it. Appending and reading back cost a ``pwrite`` or ``pread`` of a whole
 frame: nothing per point. A file whose process is gone is taken into the spool by

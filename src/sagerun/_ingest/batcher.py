@@ -52,7 +52,7 @@ _ROOM_POLL = 0.005
 def adaptive_limiter(session: Session, sink: MetricsSink) -> AdaptiveLimiter:
     """The in-flight limiter of a run's drain: the session's bounds within the backend's."""
     cap = min(session.max_in_flight, sink.max_in_flight or session.max_in_flight)
-    return AdaptiveLimiter(min(session.initial_in_flight, cap), min(session.min_in_flight, cap), cap)
+    return AdaptiveLimiter(min(session.initial_in_flight, cap), cap)
 
 
 class Batcher(Drain):
@@ -100,6 +100,7 @@ class Batcher(Drain):
             in_flight=sum(len(b.points) for b in batches),
             lag=max(0.0, time.time() - min(oldest)) if oldest else 0.0,
             in_flight_limit=sending.limiter.limit,
+            send_rate=None if (rate := sending.limiter.pacer.rate) is None else round(rate, 1),
         )
 
     # -- the drain ---------------------------------------------------------------------------------

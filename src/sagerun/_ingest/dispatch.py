@@ -71,6 +71,9 @@ class Dispatcher:
 
     A batch holds an in-flight slot only while its request is out: between attempts it waits its
     backoff, then for the retry budget, without one, so a few failing batches never stall the rest.
+    The backoff grows with the failures in a row across all batches (``Backoff.next(streak)``):
+    while the endpoint takes other requests, a failed one goes again soon, and the budget, not
+    the backoff, bounds the extra traffic.
     At most ``OUTSTANDING_PER_SLOT`` batches per slot of the limit's maximum are on their way at
     once, sent or waiting to be sent again, which bounds the points held here (``send`` waits).
     """
@@ -88,6 +91,7 @@ class Dispatcher:
         self.failed = 0
         self.retried = 0
         self.resent_unanswered = 0
+        self._streak = 0  # answers in a row that were failures
 
     def expect(self, batches: Sequence[Batch]) -> None:
         """Count ``batches`` as on their way before waiting for room, so that ``settled`` waits for them."""
@@ -112,7 +116,7 @@ class Dispatcher:
         backoff = Backoff(self.session)
         try:
             while (error := await self._attempt(batch)) is not None:
-                delay = backoff.next()
+                delay = backoff.next(self._streak)
                 if delay is None:
                     raise error
                 self._count_retry(error)
@@ -146,8 +150,11 @@ class Dispatcher:
             # cost 26 µs a request); a timeout comes back as an unanswered TransportError.
             errors = await self.sink.put_metrics(batch.trial_component_name, points)
         except TransportError as exc:
+            self._streak += 1
             if exc.throttled:
                 self.limiter.throttled()
+            elif not exc.unanswered:
+                self.limiter.errored()
             if exc.unanswered:
                 self.resent_unanswered += len(points)
             if not exc.retryable:
@@ -155,6 +162,7 @@ class Dispatcher:
             return exc
         finally:
             self.limiter.release(batch)
+        self._streak = 0
         self.limiter.succeeded()
         self.budget.earn()
         if not errors:

@@ -71,7 +71,7 @@ class Forwarder(Drain):
         self.settled = 0
         self.lost = 0
         """Points the sender held when it died, not reported delivered: lost, or sent unconfirmed."""
-        self.counts = Stats(0, 0, 0, 0, session.initial_in_flight, 0)
+        self.counts = Stats(0, 0, 0, 0, session.initial_in_flight, None, 0)
         self._holds = session.full_policy != "spill"
         """Whether points handed over keep their room in the queue until they settle."""
         # (forwarded count at the end of a chunk, timestamp of its first point) of chunks not yet
@@ -142,6 +142,7 @@ class Forwarder(Drain):
             in_flight=self.forwarded - self.settled + (inline.in_flight if inline else 0),
             lag=max(0.0, time.time() - min(oldest)) if oldest else 0.0,
             in_flight_limit=inline.in_flight_limit if inline else counts.in_flight_limit,
+            send_rate=inline.send_rate if inline else counts.send_rate,
         )
 
     def _handed(self) -> collections.Counter[str]:

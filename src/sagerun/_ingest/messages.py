@@ -67,6 +67,7 @@ class Stats(NamedTuple):
     retried: int
     resent_unanswered: int
     in_flight_limit: int
+    send_rate: float | None
     kept: int
     """of ``failed``, points the sender left in the spool itself (spilled, not sent by the close)"""
 

@@ -215,7 +215,7 @@ class Sender:
         """Send dead letters, log records, then the counts (if they changed)."""
         stats = batcher.stats()
         counts = Stats(stats.delivered, stats.failed + self.left, stats.retried, stats.resent_unanswered,
-                       stats.in_flight_limit, self.kept)
+                       stats.in_flight_limit, stats.send_rate, self.kept)
         for message in self.outbox.take():
             await self._send(message)
         if counts != self._reported:

@@ -36,6 +36,9 @@ class IngestStats:
     in_flight: int
     lag: float
     in_flight_limit: int
+    send_rate: float | None = None
+    """Requests a second the engine keeps to since the endpoint throttled it (``None``: never
+    throttled, not paced); it climbs back as requests are taken."""
 
 
 def report_close(trial_component_name: str, stats: IngestStats, handed: Mapping[str, int],

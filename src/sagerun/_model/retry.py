@@ -23,7 +23,12 @@ T = TypeVar("T")
 class Backoff:
     """The waits between the attempts of one call: the wait before retry *n* is uniform in
     ``[0, min(retry_max_backoff, retry_initial * 2**n)]`` (AWS's "full jitter"), and none is given
-    that would end past the deadline (``session.retry_deadline`` unless given)."""
+    that would end past the deadline (``session.retry_deadline`` unless given).
+
+    ``next(streak)`` grows the wait no further than ``streak`` doublings: a sender of many requests
+    passes how many answers in a row have failed, so that one batch unlucky at a 50% failure rate
+    does not wait seconds while the endpoint takes every other request.
+    """
 
     def __init__(self, session: Session, deadline: float | None = None) -> None:
         self.session = session
@@ -31,10 +36,11 @@ class Backoff:
         self.started = time.monotonic()
         self.attempt = 0
 
-    def next(self) -> float | None:
+    def next(self, streak: int | None = None) -> float | None:
         """The wait before the next attempt, or ``None``: the deadline would pass first."""
         session = self.session
-        delay = random.uniform(0, min(session.retry_max_backoff, session.retry_initial * 2**self.attempt))
+        doublings = self.attempt if streak is None else min(self.attempt, streak)
+        delay = random.uniform(0, min(session.retry_max_backoff, session.retry_initial * 2**doublings))
         if time.monotonic() - self.started + delay > self.limit:
             return None
         self.attempt += 1

@@ -71,10 +71,9 @@ class Session:
     keep up (for the local backend, and in ``durable`` mode, where points are on disk already, it
     waits as ``"block"`` does). ``"block"``: wait for room. ``"drop_oldest"``, ``"drop_newest"``:
     drop a point, counted and reported at close. ``"raise"``: raise ``QueueFullError``."""
-    min_in_flight: int = 1
-    """Fewest metrics requests in flight, however much the endpoint throttles."""
     initial_in_flight: int = 8
-    """Metrics requests in flight at the start; one more per round of successes, halved on throttling."""
+    """Metrics requests in flight at the start; one more per round of successes.
+    Throttling slows the send rate, not this (see docs/concepts.md)."""
     max_in_flight: int = 64
     """Most metrics requests in flight (also the size of the connection pool)."""
     linger: float = 0.02
@@ -102,14 +101,12 @@ class Session:
             raise ValueError(f"sender must be 'process' or 'inline'; got {self.sender!r}")
         if self.full_policy not in _POLICIES:
             raise ValueError(f"full_policy must be one of {', '.join(_POLICIES)}; got {self.full_policy!r}")
-        for name in ("queue_capacity", "min_in_flight", "initial_in_flight", "max_in_flight"):
+        for name in ("queue_capacity", "initial_in_flight", "max_in_flight"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if self.min_in_flight > self.max_in_flight:
-            raise ValueError(f"min_in_flight ({self.min_in_flight}) must not exceed max_in_flight ({self.max_in_flight})")
         # Setting only max_in_flight=4 should just work: the start is kept within the bounds.
-        initial = min(max(self.initial_in_flight, self.min_in_flight), self.max_in_flight)
+        initial = min(self.initial_in_flight, self.max_in_flight)
         object.__setattr__(self, "initial_in_flight", initial)
         for name in ("linger", "retry_initial", "retry_max_backoff", "retry_deadline", "request_timeout",
                      "close_timeout", "lag_warning"):

@@ -78,7 +78,7 @@ async def deliver(backend: Backend, spool: Spool, session: Session, *, concurren
         batches = await outcome.set_aside_malformed(batches)
         async with anyio.create_task_group() as senders:
             outcome.stop = senders.cancel_scope.cancel
-            dispatcher = Dispatcher(backend, session, outcome, AdaptiveLimiter(concurrency, concurrency, concurrency))
+            dispatcher = Dispatcher(backend, session, outcome, AdaptiveLimiter(concurrency, concurrency))
             for lot in batches:
                 for start in range(0, len(lot.ids), size):
                     await dispatcher.send(Batch(lot.trial_component_name, lot.points[start:start + size],

@@ -12,8 +12,8 @@ was logged with what the endpoint received plus what the spool holds:
 - duplicated: points received more than once: allowed only after a request went unanswered, and
   never more than ``ingest_stats.resent_unanswered``;
 - lost: logged points neither received nor spooled. Must be 0.
-- peak RSS: the largest resident size of this process (the engine; the endpoints are elsewhere)
-  sampled every 50 ms during the scenario.
+- peak RSS: the largest resident size of this process (the training loop; the endpoints are
+  elsewhere), and of the run's sender process, sampled every 50 ms during the scenario.
 
 Bounded: every scenario has a fixed point count and a deadline (``--deadline`` seconds, default 300);
 the script exits with status 1 if any point was lost or a duplicate was not accounted for.
@@ -63,6 +63,13 @@ SCENARIOS = [
                                            "error_503_rate": 0.05, "reset_rate": 0.05,
                                            "item_error_rates": {"INTERNAL_ERROR": 0.02}}),
     Scenario("down for good, then sync", {"down": True}, {"close_timeout": 3.0, "retry_deadline": 10.0}),
+    # Issue 13's: throttling that slowing down does not lower, an account quota, a loop faster
+    # than the endpoint (the queue spills to the journal file), and an endpoint that never comes
+    # back before close_timeout.
+    Scenario("500 30% + throttle 20%, 20 ms", {"latency_ms": 20, "error_500_rate": 0.3, "throttle_rate": 0.2}),
+    Scenario("quota 500/s, 20 ms", {"latency_ms": 20, "rate_limit": 500}),
+    Scenario("spill: queue 5,000, 20 ms", {"latency_ms": 20}, {"queue_capacity": 5_000}),
+    Scenario("down past close_timeout 5 s, then sync", {"down": True}, {"close_timeout": 5.0}),
     Scenario("durable mode, everything", {"throttle_rate": 0.1, "error_500_rate": 0.05, "error_503_rate": 0.05,
                                           "reset_rate": 0.05, "item_error_rates": {"INTERNAL_ERROR": 0.02,
                                                                                    "VALIDATION_ERROR": 0.01}},
@@ -94,10 +101,12 @@ def _spool(store: str) -> Counter:
 
 
 class RssSampler:
-    """The largest resident set of this process, sampled every 50 ms from /proc."""
+    """The largest resident set of this process, and of its sender processes, sampled every 50 ms
+    from /proc."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self.sender_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -106,6 +115,12 @@ class RssSampler:
         while not self._stop.wait(0.05):
             with open("/proc/self/statm") as statm:
                 self.peak = max(self.peak, int(statm.read().split()[1]) * page)
+            for pid in _sender_pids():
+                try:
+                    with open(f"/proc/{pid}/statm") as statm:
+                        self.sender_peak = max(self.sender_peak, int(statm.read().split()[1]) * page)
+                except OSError:  # it ended between the listing and the read
+                    pass
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -114,6 +129,19 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _sender_pids() -> list[str]:
+    """This process's children that are sagerun sender processes."""
+    me, pids = str(os.getpid()), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if stat.read().rsplit(")", 1)[1].split()[1] == me and b"sagerun._ingest.sender" in cmdline.read():
+                    pids.append(pid)
+        except OSError:
+            pass
+    return pids
 
 
 async def scenario(moto: str, fake: str, store: str, spec: Scenario, points: int, deadline: float) -> dict[str, Any]:
@@ -157,7 +185,8 @@ async def scenario(moto: str, fake: str, store: str, spec: Scenario, points: int
         "scenario": spec.name, "faults": faults, "logged": sum(logged.values()),
         "delivered": sum((got & logged).values()), "spooled": sum(kept.values()),
         "duplicated": sum((got + kept - logged).values()), "resent": stats.resent_unanswered,
-        "lost": sum((logged - got - kept).values()), "rss_mib": rss.peak / 2**20, "seconds": seconds,
+        "lost": sum((logged - got - kept).values()), "rss_mib": rss.peak / 2**20,
+        "sender_rss_mib": rss.sender_peak / 2**20, "seconds": seconds,
         "synced": "",
     }
     if spec.down_for_good or spec.faults.get("down"):
@@ -192,12 +221,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = anyio.run(main_async, args.points, args.big, args.deadline, args.only)
     print("| scenario | faults injected | points logged | delivered | spooled | delivered by sync | duplicated "
-          "| resent unanswered | lost | peak RSS MiB | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| resent unanswered | lost | peak RSS MiB | sender RSS MiB | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['scenario']} | {r['faults']:,} | {r['logged']:,} | {r['delivered']:,} | {r['spooled']:,} "
               f"| {r['synced'] or '-'} | {r['duplicated']:,} | {r['resent']:,} | {r['lost']} | {r['rss_mib']:.0f} "
-              f"| {r['seconds']:.1f} |")
+              f"| {r['sender_rss_mib']:.0f} | {r['seconds']:.1f} |")
     bad = [r["scenario"] for r in rows if r["lost"] or r["duplicated"] > r["resent"]]
     if bad:
         print(f"FAILED: {', '.join(bad)}", file=sys.stderr)

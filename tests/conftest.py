@@ -88,3 +88,24 @@ def session(moto_url: str, metrics_fake: MetricsFake) -> sagerun.Session:
         region="us-east-1", endpoint_url=moto_url, metrics_endpoint_url=metrics_fake.url,
         retry_initial=0.01, retry_max_backoff=0.05, retry_deadline=5.0, close_timeout=10.0, linger=0.005,
     )
+
+
+from mlflow_server import QUIET_ENV, MlflowServer  # noqa: E402
+from sigv4_proxy import SigV4Proxy  # noqa: E402
+
+os.environ.update(QUIET_ENV)  # MlflowClient in this process would otherwise send telemetry out
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server (sqlite, proxied artifacts); started once: it takes seconds."""
+    with MlflowServer(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server
+
+
+@pytest.fixture
+def sigv4_proxy(mlflow_server: MlflowServer) -> Iterator[SigV4Proxy]:
+    """SageMaker's managed MLflow endpoint as a client sees it: SigV4 and the ARN header, then MLflow."""
+    with SigV4Proxy(mlflow_server.url, _FAKE_ENV["AWS_ACCESS_KEY_ID"], _FAKE_ENV["AWS_SECRET_ACCESS_KEY"],
+                    region=_FAKE_ENV["AWS_DEFAULT_REGION"], token=_FAKE_ENV["AWS_SESSION_TOKEN"]) as proxy:
+        yield proxy

@@ -46,6 +46,8 @@ import botocore.session
 import orjson
 from aiohttp import web
 
+from threaded_server import ThreadedServer
+
 _JSON = "application/json"
 _MAX_ITEMS = 10  # the real limit, whatever the model says
 _INT32_MAX = 2**31 - 1  # "integer" shapes are 32-bit even though the model gives no max
@@ -212,21 +214,20 @@ def _error(status: int, type_: str, message: str, request_id: str) -> web.Respon
                         headers={"x-amzn-ErrorType": type_, "x-amzn-RequestId": request_id})
 
 
-class MetricsFake:
+class MetricsFake(ThreadedServer):
     """Fake sagemaker-metrics endpoint; every accessor is safe to call from any thread.
 
     Constructor faults are the baseline that reset() returns to (the CLI's --latency-ms).
     """
+
+    thread_name = "metrics-fake"
 
     def __init__(self, port: int = 0, seed: int = 0, **faults: Any) -> None:
         self._port, self._seed = port, seed
         self._base = Faults().updated(**faults)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
+        super().__init__()
         self.reset()
 
     def reset(self) -> None:
@@ -267,38 +268,6 @@ class MetricsFake:
         with self._lock:
             return {"requests": self._requests, "points": len(self._points), "distinct_points": len(set(self._points)),
                     "violations": list(self._violations), "faults": dict(self._fault_counts)}
-
-    def start(self) -> str:
-        """Serve from a daemon thread running its own event loop; return the base URL."""
-        ready, failure = threading.Event(), []
-
-        def run() -> None:
-            try:
-                asyncio.run(self.serve(lambda _: ready.set()))
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                ready.set()
-
-        self._thread = threading.Thread(target=run, name="metrics-fake", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            raise failure[0]
-        return self.url
-
-    def stop(self) -> None:
-        if self._thread and self._loop and self._stopped:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> MetricsFake:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     async def serve(self, started: Callable[[str], object] = lambda url: None) -> None:
         """Serve on the running loop until stop(); call `started(url)` once listening."""

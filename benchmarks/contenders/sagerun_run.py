@@ -11,6 +11,7 @@ capacity (the 1M-point rows: peak RSS must follow the queue, not the points).
 
 from __future__ import annotations
 
+import logging
 import time
 
 import _common
@@ -25,6 +26,9 @@ from sagerun.store.queries import list_runs
 
 def session(args) -> sagerun.Session:
     capacity = args.queue or max(args.steps * len(_common.METRICS), 100_000)
+    if args.mlflow:  # the spool of what the server cannot take goes to a folder of the runner's
+        return sagerun.Session(backend="mlflow", tracking_uri=args.mlflow, store=args.store, queue_capacity=capacity,
+                               close_timeout=30 if args.workload == "down" else 600)
     if args.store:
         return sagerun.Session(backend="local", store=args.store, queue_capacity=capacity, close_timeout=600)
     return sagerun.Session(backend="sagemaker", region="us-east-1", endpoint_url=args.moto,
@@ -35,7 +39,7 @@ def session(args) -> sagerun.Session:
 def stored(args) -> int | None:
     """Points the local store holds, every run of the workload's (the store is new for each row;
     None for the fake: the runner asks the fake)."""
-    if not args.store:
+    if not args.store or args.mlflow:
         return None
     with opened(args.store) as conn:
         return sum(run.points for run in list_runs(conn, _common.EXPERIMENT))
@@ -147,6 +151,13 @@ def sync_points(args, name: str) -> dict:
     return {**result, "e2e_s": time.perf_counter() - started}
 
 
+def sync_down(args, name: str) -> dict:
+    run = sagerun.sync.Run(_common.EXPERIMENT, name, session=session(args))
+    run.__enter__()
+    result = _common.server_down(sync_log(run, "sync"), lambda: run.__exit__(None, None, None))
+    return {**result, "kept": run.ingest_stats.failed}
+
+
 def sync_runs(args, name: str) -> dict:
     shared = session(args)
     return _common.log_runs(args, lambda: sagerun.sync.Run(_common.EXPERIMENT, _common.run_name(name), session=shared),
@@ -168,19 +179,36 @@ def sync_train(args, name: str) -> dict:
     return _common.train(args, lambda: sagerun.sync.Run(_common.EXPERIMENT, name, session=session(args)), step_with)
 
 
+class ReadyTimes(logging.Handler):
+    """The seconds each run's sender process took to be ready, from sagerun's debug log (the
+    one place the engine says it)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seconds: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("sagerun: the sender process of") and "was ready" in record.getMessage():
+            self.seconds.append(float(record.args[-1]))
+
+
 def main() -> None:
     args = _common.parse_args(__doc__.splitlines()[0])
     if args.variant == "numpy" and args.workload in ("bursty", "runs"):
         raise SystemExit(f"--variant numpy has no {args.workload} workload")
     name = _common.run_name(f"sagerun-{args.variant}")
     workload = "points" if args.workload == "bursty" else args.workload  # bursty: points with idle gaps
+    ready = ReadyTimes()
+    logging.getLogger("sagerun").addHandler(ready)
+    logging.getLogger("sagerun").setLevel(logging.DEBUG)
     cpu = _common.cpu_now()
     if args.variant == "async":
         result = anyio.run({"points": async_points, "runs": async_runs, "train": async_train}[workload], args, name)
     else:
-        result = {"points": sync_points, "runs": sync_runs, "train": sync_train}[workload](args, name)
+        result = {"points": sync_points, "runs": sync_runs, "train": sync_train, "down": sync_down}[workload](args, name)
     cpu = _common.cpu_now() - cpu  # before counting the store's points, which is not logging
     result["delivered_local"] = stored(args)
+    result["sender_ready_s"] = max(ready.seconds) if ready.seconds else None
     _common.emit(result, cpu)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from typing import Any, Literal
 
 from .._model.environment import detect_job
@@ -15,7 +16,7 @@ from .._model.errors import BackendError
 from .._model.answers import DeadLetter
 from .._model.naming import check_name
 from .._model.session import Session
-from ..backends import make_backend
+from ..backends import backend_name, make_backend
 from .._model.records import RunRecord
 from .run import Run, current_run
 
@@ -35,7 +36,8 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
 
     With ``run_name`` and ``experiment_name``, that run (created if missing, as ``Run`` does);
     the names win over a current run or a job's configuration (with a warning). With no names:
-    inside an ``async with Run(...)`` block, that same run object; else inside a SageMaker
+    inside an ``async with Run(...)`` block, that same run object; else, for the MLflow backend,
+    the run whose id ``MLFLOW_RUN_ID`` names, as MLflow resumes it; else inside a SageMaker
     training, processing or transform job (``TRAINING_JOB_ARN``, the processing job's
     ``/opt/ml/config/processingjobconfig.json``, ``TRANSFORM_JOB_ARN``), the run named by the
     job's ``ExperimentConfig``, read by describing the job (transient failures are retried).
@@ -72,6 +74,14 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
     current = current_run.get()
     if current is not None:
         return _handed_out(current)
+    mlflow_run = os.environ.get("MLFLOW_RUN_ID")
+    if mlflow_run:
+        session = session if session is not None else Session.from_env()
+        if backend_name(session) == "mlflow":  # as mlflow.start_run() resumes it
+            async with make_backend(session) as backend:
+                experiment_name, run_name = await backend.run_names(mlflow_run)
+            return Run(experiment_name, run_name, session=session, dead_letter=dead_letter,
+                       artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
     job = detect_job()
     if job is None:
         raise RuntimeError(

@@ -19,7 +19,7 @@ from .._model.checks import check_parameter
 from .._model.naming import check_name, generate_run_name, run_group_name, trial_component_name
 from .._model.records import RunRecord
 from .._model.session import Session
-from ..backends import make_backend
+from ..backends import backend_name, make_backend
 from ..backends.base import Backend
 from . import _container, _fork, _record, _signals
 from ._lifecycle import Lifecycle
@@ -206,18 +206,29 @@ class Run:
         return dict(self._record.parameters)
 
     def log_parameter(self, name: str, value: str | int | float) -> None:
-        """Record a parameter; a later value overwrites. Saved on enter, on ``flush()`` and on exit.
+        """Record a parameter; a later value overwrites, but for the MLflow backend, which keeps the
+        first value of a parameter for good. Saved on enter, on ``flush()`` and on exit.
 
         NaN and infinite values are skipped with a warning, as SageMaker cannot store them.
 
         Raises:
-            TypeError, ValueError: ``name`` is not a non-empty str, or ``value`` not a str, int or float.
+            TypeError, ValueError: ``name`` is not a non-empty str, or ``value`` not a str, int or
+                float; or, for the MLflow backend, the parameter has another value already.
         """
         checked = check_parameter(name, value)
         if isinstance(checked, float) and checked - checked != 0.0:
             logger.warning("sagerun: parameter %r was not logged: its value %r cannot be stored", name, value)
             return
+        before = self._record.parameters.get(name)
+        if before is not None and str(before) != str(checked) and self._parameters_are_final():
+            raise ValueError(f"parameter {name!r} has the value {before!r} already, and MLflow keeps the first "
+                             f"value of a parameter: log {checked!r} under another name, or as a metric or a tag")
         self._record.parameters[name] = checked
+
+    def _parameters_are_final(self) -> bool:
+        if self._backend is not None:
+            return self._backend.immutable_parameters
+        return backend_name(self.session) == "mlflow"
 
     def log_parameters(self, parameters: Mapping[str, str | int | float]) -> None:
         """``log_parameter`` for each item; all are checked before any is recorded.

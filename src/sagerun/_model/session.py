@@ -7,7 +7,7 @@ import os
 from typing import Any, Literal, get_args
 
 FullPolicy = Literal["spill", "block", "drop_oldest", "drop_newest", "raise"]
-BackendName = Literal["sagemaker", "local"]
+BackendName = Literal["sagemaker", "local", "mlflow"]
 MetricsClient = Literal["http", "botocore"]
 SenderMode = Literal["process", "inline"]
 
@@ -27,8 +27,13 @@ class Session:
     """
 
     backend: BackendName | None = None
-    """``"sagemaker"``, ``"local"`` (the embedded store), or ``None``: ``SAGERUN_BACKEND``, else
-    SageMaker when AWS credentials are found, else the local store (said once in the log)."""
+    """``"sagemaker"``, ``"local"`` (the embedded store), ``"mlflow"`` (an MLflow tracking server,
+    ``tracking_uri``), or ``None``: ``SAGERUN_BACKEND``, else MLflow when ``tracking_uri`` is given,
+    else SageMaker when AWS credentials are found, else the local store (said once in the log)."""
+    tracking_uri: str | None = None
+    """The MLflow tracking server of the ``"mlflow"`` backend: an ``http(s)://`` URL, or the ARN of
+    a SageMaker managed MLflow tracking server or app (``arn:aws:sagemaker:…:mlflow-tracking-server/…``);
+    ``MLFLOW_TRACKING_URI`` when ``None``."""
     store: str | None = None
     """Folder of the local store and spool: ``SAGERUN_HOME``, else ``./sagerun``."""
     region: str | None = None
@@ -93,8 +98,11 @@ class Session:
     """A warning is logged (at most once a minute) when the oldest undelivered point is older."""
 
     def __post_init__(self) -> None:
-        if self.backend not in (None, "sagemaker", "local"):
-            raise ValueError(f"backend must be 'sagemaker', 'local' or None; got {self.backend!r}")
+        if self.backend not in (None, *get_args(BackendName)):
+            raise ValueError(f"backend must be 'sagemaker', 'local', 'mlflow' or None; got {self.backend!r}")
+        if self.tracking_uri is not None and not self.tracking_uri.startswith(("http://", "https://", "arn:")):
+            raise ValueError(f"tracking_uri must be an http(s):// URL or the ARN of a SageMaker MLflow tracking server "
+                             f"or app; got {self.tracking_uri!r} (file and database URIs need MLflow's own client)")
         if self.metrics_client not in ("http", "botocore"):
             raise ValueError(f"metrics_client must be 'http' or 'botocore'; got {self.metrics_client!r}")
         if self.sender not in ("process", "inline"):

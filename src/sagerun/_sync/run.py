@@ -130,12 +130,14 @@ class Run:
         return self._async.parameters
 
     def log_parameter(self, name: str, value: str | int | float) -> None:
-        """Record a parameter; a later value overwrites. Saved on enter, on ``flush()`` and on exit.
+        """Record a parameter; a later value overwrites, but for the MLflow backend, which keeps the
+        first value of a parameter for good. Saved on enter, on ``flush()`` and on exit.
 
         NaN and infinite values are skipped with a warning, as SageMaker cannot store them.
 
         Raises:
-            TypeError, ValueError: ``name`` is not a non-empty str, or ``value`` not a str, int or float.
+            TypeError, ValueError: ``name`` is not a non-empty str, or ``value`` not a str, int or
+                float; or, for the MLflow backend, the parameter has another value already.
         """
         self._async.log_parameter(name=name, value=value)
 

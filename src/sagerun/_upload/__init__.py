@@ -1,4 +1,5 @@
-"""Upload · what the local store holds for SageMaker, sent there (the ``sagerun sync`` command).
+"""Upload · what the local store holds for SageMaker (or an MLflow server), sent there (the
+``sagerun sync`` command).
 
 * ``push``: runs logged to the local store, created in SageMaker with their files, their points
   spooled; final states that could not be saved at close, saved now.
@@ -16,6 +17,7 @@ import botocore.exceptions
 
 from .._model.errors import SagerunError
 from .._model.session import Session
+from ..backends import backend_name, make_backend
 from ..backends.sagemaker import SageMakerBackend
 from ..store.journal import recover
 from ..store.spool import Spool
@@ -74,7 +76,10 @@ async def upload_store(session: Session, *, runs: Sequence[str] = (), all_local:
             return UploadReport(set_aside=await anyio.to_thread.run_sync(spool.refused), fetched=fetched,
                                 recovered=recovered)
         try:
-            async with SageMakerBackend(session) as backend:
+            # The spool goes where the session's backend is: SageMaker, or an MLflow server
+            # (SAGERUN_BACKEND=mlflow), whose runs the spool names by their MLflow run ids.
+            remote = make_backend(session) if backend_name(session) == "mlflow" else SageMakerBackend(session)
+            async with remote as backend:
                 saved = [await save_unsaved(backend, store_path, run_id, record) for run_id, record in unsaved]
                 pushed = {run.ref: await push_run(backend, session, store_path, run) for run in local}
                 if progress is not None:

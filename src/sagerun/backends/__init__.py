@@ -1,4 +1,4 @@
-"""Backends · where runs and their points are kept: SageMaker, or the local store."""
+"""Backends · where runs and their points are kept: SageMaker, an MLflow tracking server, or the local store."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ def backend_name(session: Session) -> str:
     global _announced
     name = session.backend or os.environ.get("SAGERUN_BACKEND") or None
     if name is not None:
-        if name not in ("sagemaker", "local"):
-            raise ValueError(f"SAGERUN_BACKEND must be 'sagemaker' or 'local'; got {name!r}")
+        if name not in ("sagemaker", "local", "mlflow"):
+            raise ValueError(f"SAGERUN_BACKEND must be 'sagemaker', 'local' or 'mlflow'; got {name!r}")
         return name
+    if session.tracking_uri:
+        return "mlflow"
     configured = session.boto_session is not None or any(
         (session.endpoint_url, session.sagemaker_endpoint_url, session.metrics_endpoint_url, session.region)
     ) or any(v.startswith("AWS_ENDPOINT_URL") for v in os.environ)
@@ -40,10 +42,15 @@ def _has_credentials() -> bool:
 
 def make_backend(session: Session) -> Backend:
     """A new, not yet entered backend for one run."""
-    if backend_name(session) == "local":
+    name = backend_name(session)
+    if name == "local":
         from .local import LocalBackend
 
         return LocalBackend(session)
+    if name == "mlflow":
+        from .mlflow import MlflowBackend
+
+        return MlflowBackend(session)
     from .sagemaker import SageMakerBackend
 
     return SageMakerBackend(session)

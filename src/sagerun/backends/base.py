@@ -25,6 +25,8 @@ class Backend(abc.ABC):
     max_in_flight: int | None = None
     #: points it cannot take are worth keeping in the local spool for a later ``sagerun sync``
     remote: bool = False
+    #: a parameter, once saved, keeps its value (MLflow): a run refuses another at the call
+    immutable_parameters: bool = False
 
     @abc.abstractmethod
     async def open_run(self, record: RunRecord) -> RunRecord:
@@ -92,6 +94,16 @@ class Backend(abc.ABC):
             NotImplementedError: this backend cannot list runs.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot list runs")
+
+    async def run_names(self, run_id: str) -> tuple[str, str]:
+        """The experiment name and run name of the run whose backend id is ``run_id`` (MLflow's
+        ``MLFLOW_RUN_ID``).
+
+        Raises:
+            BackendError: no such run, or it could not be read.
+            NotImplementedError: this backend has no run ids of its own.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no run ids of its own")
 
     async def describe_experiment(self, experiment_name: str) -> dict[str, object] | None:
         """The experiment as DescribeExperiment answers (``ExperimentName``, ``ExperimentArn``,

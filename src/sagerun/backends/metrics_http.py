@@ -20,7 +20,7 @@ from yarl import URL
 from .._model.errors import TransportError, classify
 from .._model.points import Point
 from .._model.answers import ItemError
-from .sigv4 import JsonPutSigner
+from .sigv4 import Signer
 
 #: points one BatchPutMetrics request may carry
 BATCH_LIMIT = 10
@@ -35,7 +35,7 @@ class MetricsHTTP:
         self._url = endpoint_url.rstrip("/") + "/BatchPutMetrics"
         self._region = region
         self.credentials = credentials
-        self._signer = JsonPutSigner(_host(self._url), "/BatchPutMetrics", _SIGNING_NAME, region)
+        self._signer = Signer(host(self._url), _SIGNING_NAME, region)
         # The proxy settings are read once here: aiohttp's trust_env would look them (and ~/.netrc)
         # up again in a worker thread for every request, two thread hops per 10 points.
         try:
@@ -67,7 +67,7 @@ class MetricsHTTP:
             ],
         })
         # Refreshable credentials renew themselves when asked for a frozen copy.
-        headers = self._signer.headers(body, await self.credentials.get_frozen_credentials())
+        headers = self._signer.headers("PUT", "/BatchPutMetrics", body, await self.credentials.get_frozen_credentials())
         try:
             async with self._http.put(self._url, data=body, headers=headers, proxy=self._proxy,
                                       proxy_auth=self._proxy_auth) as response:
@@ -84,7 +84,7 @@ class MetricsHTTP:
         raise classify(status, code, str(document.get("message") or document.get("Message") or ""))
 
 
-def _host(url: str) -> str:
+def host(url: str) -> str:
     """The Host header as botocore signs it: the port only when it is not the scheme's default."""
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -272,7 +272,7 @@ def targets(table: list[Row]) -> list[tuple[str, str, bool | None]]:
               get(f"sagerun {variant}", "cpu_s_per_m", where="fake 0 ms"), 35, True, "{:.1f} µs")
     for variant in ("async", "sync", "numpy"):
         check(f"sender process peak RSS ≤ 50 MiB (sagerun {variant}, fake 20 ms)",
-              get(f"sagerun {variant}", "child_rss_mib", where="fake 20 ms"), 50, True, "{:.0f} MiB")
+              get(f"sagerun {variant}", "sender_rss_mib", where="fake 20 ms"), 50, True, "{:.0f} MiB")
         check(f"sender process ready ≤ 0.3 s (sagerun {variant}, fake 20 ms)",
               get(f"sagerun {variant}", "sender_ready_s", where="fake 20 ms"), 0.3, True, "{:.2f} s")
     mlf_rate = get("MLflow 3.x async", "delivered_per_s", where="local store")
@@ -314,7 +314,7 @@ def print_table(table: list[Row]) -> None:
               f"{fmt(r.get('loop_us_per_point'), '9.2f')}{fmt(r.get('per_run_ms'), '8.1f')}{r['e2e_s']:>8.2f}{fmt(r.get('delivered_per_s'), '11,.0f')}"
               f"{fmt(r.get('cpu_s_per_m'), '9.1f')}{r['peak_rss_mib']:>8.0f}{fmt(r.get('slowdown_pct'), '+8.1f')}"
               f"{fmt(r.get('caller_vs_sagerun'), '8.2f')}{fmt(r.get('rate_vs_sagerun'), '7.2f')}"
-              f"{fmt(r.get('child_rss_mib'), '11.0f')}{fmt(r.get('sender_ready_s'), '8.2f')}"
+              f"{fmt(r.get('sender_rss_mib'), '11.0f')}{fmt(r.get('sender_ready_s'), '8.2f')}"
               + (f"  FAILED: {r['failed']}" if "failed" in r else ""))
 
 

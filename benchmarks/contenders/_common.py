@@ -252,9 +252,8 @@ def emit(result: dict[str, Any], cpu_s: float) -> None:
     """Print the contender's one JSON line, with the CPU seconds its workload used (all threads of
     the process and its ended child processes: a tracker's sender threads and processes count) and
     the peak RSS of the process plus that of its largest child (sagerun's sender process)."""
-    child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result["peak_rss_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + child_kib) / 1024  # Linux: KiB
-    result["child_rss_mib"] = child_kib / 1024 if child_kib else None
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_rss_mib"] = rss_kib / 1024  # Linux: KiB
     calls = result.pop("calls", None)
     if calls is not None:
         result.update(calls.summary(timer_overhead_ns()))

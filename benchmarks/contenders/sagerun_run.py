@@ -15,6 +15,7 @@ import logging
 import time
 
 import _common
+from procfs import RssSampler
 import anyio
 import numpy as np
 
@@ -202,11 +203,14 @@ def main() -> None:
     logging.getLogger("sagerun").addHandler(ready)
     logging.getLogger("sagerun").setLevel(logging.DEBUG)
     cpu = _common.cpu_now()
-    if args.variant == "async":
-        result = anyio.run({"points": async_points, "runs": async_runs, "train": async_train}[workload], args, name)
-    else:
-        result = {"points": sync_points, "runs": sync_runs, "train": sync_train, "down": sync_down}[workload](args, name)
+    with RssSampler() as rss:
+        if args.variant == "async":
+            result = anyio.run({"points": async_points, "runs": async_runs, "train": async_train}[workload], args, name)
+        else:
+            workloads = {"points": sync_points, "runs": sync_runs, "train": sync_train, "down": sync_down}
+            result = workloads[workload](args, name)
     cpu = _common.cpu_now() - cpu  # before counting the store's points, which is not logging
+    result["sender_rss_mib"] = rss.sender_peak / 2**20 if rss.sender_peak else None
     result["delivered_local"] = stored(args)
     result["sender_ready_s"] = max(ready.seconds) if ready.seconds else None
     _common.emit(result, cpu)

@@ -19,6 +19,7 @@ import anyio.to_thread
 
 from .._model.session import Session
 from ..backends.base import Backend
+from ..backends.mlflow import MlflowBackend
 from .._model.records import Artifact, RunRecord
 from . import charts, tables
 from .limits import ArtifactSlots, check_artifact, guess_media_type
@@ -141,7 +142,9 @@ class RunArtifacts:
         async with self._lock:
             if self._storage is None:
                 name = parts.record.trial_component_name
-                if parts.backend.remote:
+                if isinstance(parts.backend, MlflowBackend):
+                    self._storage = await self._mlflow_storage(parts, parts.backend)
+                elif parts.backend.remote:
                     from .clients import AwsClients
                     from .s3 import S3Options, S3Storage
 
@@ -155,6 +158,22 @@ class RunArtifacts:
                     store = getattr(parts.backend, "store_path", None) or parts.session.store_path
                     self._storage = LocalStorage(store, name)
         return self._storage
+
+    async def _mlflow_storage(self, parts: RunParts, backend: MlflowBackend) -> Storage:
+        from .mlflow_store import MlflowArtifactStorage
+
+        uri = backend.artifact_uris.get(parts.record.trial_component_name, "")
+        s3 = None
+        if uri.startswith("s3://"):  # SageMaker's managed MLflow: the server names a bucket
+            from .clients import AwsClients
+            from .s3 import S3Options, S3Storage
+
+            options = S3Options.from_session(parts.session)
+            self._clients = AwsClients(parts.session, max_connections=options.max_concurrency)
+            parts.stack.push_async_callback(self._clients.aclose)
+            bucket, _, key = uri[len("s3://"):].partition("/")
+            s3 = S3Storage(self._clients, "", bucket=bucket, prefix=key, options=options)
+        return MlflowArtifactStorage(backend.rest, parts.session, uri, s3)
 
     def _lineage_for(self, parts: RunParts) -> Any:
         if self._lineage is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import time
 
 import anyio
 import anyio.to_thread
@@ -60,12 +61,26 @@ def snapshot(record: RunRecord) -> RunRecord:
                                output_artifacts=dict(record.output_artifacts))
 
 
-async def save_final(backend: Backend, record: RunRecord, session: Session) -> None:
-    """Save the ended ``record`` within ``close_timeout``, even when cancelled; if that fails, keep it
-    in the local store (for a remote backend) and say so. Never raises."""
+#: seconds of close_timeout kept for the final save, at the most (a quarter of it, at the least)
+FINAL_SAVE_RESERVE = 2.0
+
+
+def final_save_reserve(session: Session) -> float:
+    """The end of ``close_timeout`` that delivering the metrics leaves to the final save: with one
+    server down for both (MLflow), a close then takes ``close_timeout``, not twice that."""
+    return min(FINAL_SAVE_RESERVE, session.close_timeout / 4)
+
+
+async def save_final(backend: Backend, record: RunRecord, session: Session, closing_since: float) -> None:
+    """Save the ended ``record`` within what is left of ``close_timeout`` since the close began at
+    ``closing_since`` (``time.monotonic()``), and at least ``final_save_reserve``, even when
+    cancelled; if that fails, keep it in the local store (for a remote backend) and say so. Never
+    raises."""
+    elapsed = time.monotonic() - closing_since
+    left = max(final_save_reserve(session), session.close_timeout - elapsed)
     with anyio.CancelScope(shield=True):  # a cancelled run still ends with its status saved or kept
         try:
-            with anyio.fail_after(session.close_timeout):
+            with anyio.fail_after(left):
                 await backend.save_run(record)
         except Exception as exc:
             await _keep(backend, record, session, exc)

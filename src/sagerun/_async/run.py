@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import contextvars
 import datetime
 import logging
+import time
 from typing import Any, Mapping
 
 
@@ -90,6 +92,7 @@ class Run:
         self._intake = MetricIntake(self._queue)
         self._life = Lifecycle(repr(self), self._record.run_name, self._record.experiment_name)
         self._backend: Backend | None = None
+        self._closing_since = 0.0  # time.monotonic() when the close began
         self._engine: Engine | None = None
         self._stack = contextlib.AsyncExitStack()
         self._context_token: contextvars.Token[Run | None] | None = None
@@ -157,8 +160,11 @@ class Run:
             self._record, self._backend = record, backend
             stack.push_async_callback(self._save_final)
             _container.arm(stack, lambda: RunParts(self._record, backend, self.session, stack), self._artifacts)
+            # The metrics get close_timeout but for its end, which the final save keeps.
+            metrics_session = dataclasses.replace(
+                self.session, close_timeout=self.session.close_timeout - _record.final_save_reserve(self.session))
             self._engine = await start_engine(stack, self._queue, backend, record.trial_component_name,
-                                              self.session, self._dead_letter)
+                                              metrics_session, self._dead_letter)
         except BaseException:
             self._life.leave()
             self._intake.refuse(self._life.closed_error)
@@ -173,6 +179,7 @@ class Run:
         if self._life.leave():
             return
         self._intake.refuse(self._life.closed_error)
+        self._closing_since = time.monotonic()
         _record.end(self._record, exc, self._terminated)
         if self._context_token is not None:
             with contextlib.suppress(ValueError):  # exited in another context than entered
@@ -183,7 +190,7 @@ class Run:
 
     async def _save_final(self) -> None:
         assert self._backend is not None
-        await _record.save_final(self._backend, _record.snapshot(self._record), self.session)
+        await _record.save_final(self._backend, _record.snapshot(self._record), self.session, self._closing_since)
 
     async def flush(self) -> None:
         """Wait until every point logged so far is delivered or has failed for good, then save the

@@ -59,6 +59,8 @@ class MlflowBackend(Backend):
         self._rest: MlflowREST | None = None
         self._sent_params: dict[str, dict[str, str]] = {}  # run id -> params the server has
         self._sent_tags: dict[str, dict[str, str]] = {}
+        self.artifact_uris: dict[str, str] = {}
+        """Each opened run's ``artifact_uri``, where its files go."""
 
     async def __aenter__(self) -> MlflowBackend:
         credentials = None
@@ -170,6 +172,7 @@ class MlflowBackend(Backend):
         stored = _record(found, record)
         run_id = stored.trial_component_name
         self._sent_params[run_id] = kept
+        self.artifact_uris[run_id] = str(found["info"].get("artifact_uri", ""))
         self._sent_tags[run_id] = {t["key"]: t["value"] for t in data.get("tags", ())}
         return stored
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,18 @@ def the_run(client: MlflowClient, experiment: str, run_name: str):
     return runs[0]
 
 
+def senders() -> int:
+    """This process's sagerun sender processes, from /proc."""
+    me, found = str(os.getpid()), 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                found += stat.read().rsplit(")", 1)[1].split()[1] == me and b"sagerun._ingest.sender" in cmdline.read()
+        except OSError:
+            pass
+    return found
+
+
 def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
@@ -48,6 +61,7 @@ async def test_a_run_is_an_mlflow_run_with_its_params_tags_and_exact_histories(m
         for step in range(1_500):  # two log-batch requests' worth and a half
             await run.log_metric("loss", 1 / (step + 1), step=step)
             await run.log_metric("acc", step / 1_500, step=step)
+        assert senders() == 1  # sent from the run's sender process, as for SageMaker
     client = MlflowClient(tracking_uri=mlflow_server.url)
     found = the_run(client, experiment, name)
     assert run.trial_component_name == found.info.run_id
@@ -113,6 +127,8 @@ def test_a_sagemaker_arn_is_signed_with_sigv4_and_names_the_server(mlflow_server
     with sagerun.sync.Run(experiment, name, session=session) as run:
         run.log_parameter("lr", 0.01)
         run.log_metrics({"loss": [float(i) for i in range(2_000)]}, step=list(range(2_000)))
+        run.flush()
+        assert senders() == 1  # which signs with the credentials the run pushes to it
     assert sigv4_proxy.refused == 0 and sigv4_proxy.accepted >= 6
     client = MlflowClient(tracking_uri=mlflow_server.url)
     found = the_run(client, experiment, name)
@@ -204,3 +220,27 @@ def test_files_go_through_the_servers_artifact_api(mlflow_server, mlflow_session
     local = client.download_artifacts(found.info.run_id, "notes.txt", str(tmp_path / "back"))
     assert open(local).read() == "lr 0.01 was best\n"
     assert found.data.tags["sagerun.artifact.notes"] == uri
+
+
+def test_tables_are_mlflow_tables_and_charts_come_with_an_image(mlflow_server, mlflow_session, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)  # load_table searches the default server
+    experiment, name = unique("exp"), unique("run")
+    with sagerun.sync.Run(experiment, name, session=mlflow_session) as run:
+        run.log_table("top-3", [{"item": "a", "score": 0.9}, {"item": "b", "score": 0.8}, {"item": "c"}])
+        run.log_table("folds", {"fold": [1, 2], "auc": [0.71, 0.74]})
+        run.log_confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], title="val-cm")
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    found = the_run(client, experiment, name)
+    # What mlflow.log_table leaves: the tag MLflow's UI lists tables by, and JSON load_table reads.
+    assert json.loads(found.data.tags["mlflow.loggedArtifacts"]) == [
+        {"path": "top-3.json", "type": "table"}, {"path": "folds.json", "type": "table"}]
+    table = client.load_table(found.info.experiment_id, "top-3.json", run_ids=[found.info.run_id])
+    assert table.to_dict("records")[:2] == [{"item": "a", "score": 0.9}, {"item": "b", "score": 0.8}]
+    assert table["item"].tolist() == ["a", "b", "c"] and table["score"].isna().tolist() == [False, False, True]
+    listed = {a.path for a in client.list_artifacts(found.info.run_id)}
+    assert {"val-cm.json", "val-cm.png"} <= listed, listed
+    png = client.download_artifacts(found.info.run_id, "val-cm.png", str(tmp_path / "back"))
+    from matplotlib.image import imread
+
+    assert imread(png).shape[:2] == (600, 800)  # the chart drawn at its default size

@@ -13,9 +13,10 @@ name or a trial component name); documents are read from the store's folder or f
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -127,9 +128,24 @@ def chart_png(store_path: str, run_ref: str, name: str, out: str, *, width: int 
             "out": os.path.abspath(out), "width": width, "height": height}
 
 
-def render_chart(document: dict[str, Any], out: str, *, width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1],
+def chart_image(document: dict[str, Any]) -> bytes | None:
+    """The chart drawn as PNG bytes at the default size, or ``None`` when matplotlib is not installed.
+
+    Raises:
+        ValueError: ``document`` is not a chart.
+    """
+    try:
+        _check_matplotlib()
+    except ChartsUnavailableError:
+        return None
+    out = io.BytesIO()
+    render_chart(document, out)
+    return out.getvalue()
+
+
+def render_chart(document: dict[str, Any], out: str | BinaryIO, *, width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1],
                  dpi: int = 100) -> None:
-    """Draw a chart document to the PNG file ``out`` of exactly ``width`` x ``height`` pixels.
+    """Draw a chart document to the PNG file ``out`` (a path or a binary file) of exactly ``width`` x ``height`` pixels.
 
     A Figure is made directly, without pyplot: no global state, no GUI backend, safe in threads.
 
@@ -244,4 +260,4 @@ def _kind(store_path: str, trial_component_name: str, artifact: Artifact) -> str
 
 
 __all__ = ["ArtifactNotFoundError", "ArtifactUnreadableError", "ChartsUnavailableError", "FoundArtifact",
-           "artifact_kinds", "chart_document", "chart_png", "find_artifact", "render_chart", "table_preview"]
+           "artifact_kinds", "chart_document", "chart_image", "chart_png", "find_artifact", "render_chart", "table_preview"]

@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple
 import anyio
 import anyio.to_thread
 
+from .._model.errors import BackendError
 from .._model.session import Session
 from ..backends.base import Backend
 from ..backends.mlflow import MlflowBackend
@@ -114,15 +115,33 @@ class RunArtifacts:
 
     async def log_chart(self, parts: RunParts, kind: str, title: str | None, is_output: bool,
                         build: Callable[[], dict[str, Any]]) -> str:
-        """``log_document`` of the chart ``build()`` computes, named by its title."""
+        """``log_document`` of the chart ``build()`` computes, named by its title. On MLflow, also
+        ``<name>.png`` beside it where matplotlib is installed, since MLflow's UI shows images, not
+        these documents."""
         name = charts.chart_name(kind, title)
-        return await self.log_document(parts, name, kind, lambda: charts.dumps(build()), is_output)
+        document: dict[str, Any] = {}
+
+        def render() -> bytes:
+            document.update(build())
+            return charts.dumps(document)
+
+        uri = await self.log_document(parts, name, kind, render, is_output)
+        if isinstance(parts.backend, MlflowBackend):
+            await self._chart_image(parts, name, document)
+        return uri
 
     async def log_table(self, parts: RunParts, name: str, data: Any) -> str:
-        """``log_document`` of ``data`` as a table document, an output named ``name``."""
+        """``log_document`` of ``data`` as a table document, an output named ``name``; on MLflow in
+        MLflow's table JSON, listed in the run's ``mlflow.loggedArtifacts`` as ``mlflow.log_table``
+        lists it."""
         if not isinstance(name, str):
             raise TypeError(f"table name must be a str; got {type(name).__name__}")
-        return await self.log_document(parts, name, tables.TABLE, lambda: tables.table_document(name, data), True)
+        mlflow = isinstance(parts.backend, MlflowBackend)
+        uri = await self.log_document(parts, name, tables.TABLE,
+                                      lambda: tables.table_document(name, data, mlflow=mlflow), True)
+        if isinstance(parts.backend, MlflowBackend):
+            await parts.backend.list_table(parts.record.trial_component_name, file_name(name, ".json"))
+        return uri
 
     async def put_bytes(self, parts: RunParts, data: bytes, file_name: str, media_type: str | None) -> str:
         """Store ``data`` beside the run's files as ``file_name`` (not recorded as an artifact);
@@ -174,6 +193,18 @@ class RunArtifacts:
             bucket, _, key = uri[len("s3://"):].partition("/")
             s3 = S3Storage(self._clients, "", bucket=bucket, prefix=key, options=options)
         return MlflowArtifactStorage(backend.rest, parts.session, uri, s3)
+
+    async def _chart_image(self, parts: RunParts, name: str, document: dict[str, Any]) -> None:
+        from .preview import chart_image
+
+        try:
+            png = await anyio.to_thread.run_sync(chart_image, document)
+            if png is not None:
+                storage = await self._storage_for(parts)
+                await storage.put_bytes(png, file_name(name, ".png"), "image/png")
+        except (BackendError, ValueError) as exc:
+            # The chart itself is stored and recorded; only its picture is missing.
+            logger.warning("sagerun: chart %r is stored, but not its image %s: %s", name, file_name(name, ".png"), exc)
 
     def _lineage_for(self, parts: RunParts) -> Any:
         if self._lineage is None:

@@ -15,6 +15,10 @@ a line::
 so it is still one JSON value, and a preview of the first rows reads the first lines of the object
 and stops, however large the table (``read_preview``).
 
+For an MLflow run the document is MLflow's own table JSON instead (what ``mlflow.log_table``
+writes: pandas' ``orient="split"`` without the index, ``{"columns": [name, ...], "data": [[cell,
+...], ...]}``), so that MLflow's UI and ``load_table`` read it, laid out one row a line the same way.
+
 Input: a pandas DataFrame (pandas is never imported here: a DataFrame can only exist if the caller
 imported pandas), a mapping of column names to equal-length sequences, or a sequence of row
 mappings (columns in order of first appearance, missing cells ``null``).
@@ -34,6 +38,7 @@ import orjson
 TABLE = "Table"
 MEDIA_TYPE = "application/json"
 _HEAD_END = b'"rows":['
+_MLFLOW_HEAD_END = b'"data":['
 _END = b"]}"
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -52,8 +57,9 @@ class TablePreview:
         return [str(column.get("name")) for column in self.columns]
 
 
-def table_document(title: str, data: Any) -> bytes:
-    """``data`` as a table document (bytes), laid out one row a line.
+def table_document(title: str, data: Any, *, mlflow: bool = False) -> bytes:
+    """``data`` as a table document (bytes), laid out one row a line; MLflow's table JSON when
+    ``mlflow``.
 
     Raises:
         TypeError: ``data`` is not a DataFrame, a mapping of columns or a sequence of row mappings.
@@ -63,13 +69,15 @@ def table_document(title: str, data: Any) -> bytes:
     if not names:
         raise ValueError(f"table {title!r} has no columns: give a DataFrame, a dict of columns or a list of rows")
     count = len(columns[0])
-    head = orjson.dumps({"type": TABLE, "version": 0, "title": title,
-                         "columns": [{"name": n, "type": t} for n, t in zip(names, types)], "rowCount": count})
-    out = [head[:-1] + b"," + _HEAD_END]
+    if mlflow:
+        head = orjson.dumps({"columns": names})[:-1] + b"," + _MLFLOW_HEAD_END
+    else:
+        head = orjson.dumps({"type": TABLE, "version": 0, "title": title,
+                             "columns": [{"name": n, "type": t} for n, t in zip(names, types)],
+                             "rowCount": count})[:-1] + b"," + _HEAD_END
     # One dumps a row: the newline between rows is what lets a preview stop early.
-    out.append(b",\n".join(orjson.dumps(row, default=_cell, option=_OPTIONS) for row in zip(*columns)))
-    out.append(_END)
-    return b"\n".join(out) if count else out[0] + b"\n" + _END
+    rows = b",\n".join(orjson.dumps(row, default=_cell, option=_OPTIONS) for row in zip(*columns))
+    return b"\n".join((head, rows, _END)) if count else head + b"\n" + _END
 
 
 def read_preview(lines: Iterable[bytes], rows: int, where: str) -> TablePreview:

@@ -107,7 +107,7 @@ class Forwarder(Drain):
             settings["store"] = self.session.store_path
             await self._channel.send(Start(settings, self.trial_component_name, self.target.endpoint_url,
                                            self.target.region, await self._credentials(),
-                                           logger.getEffectiveLevel(), self.kept_in))
+                                           logger.getEffectiveLevel(), self.kept_in, self.target.kind))
         except BaseException:
             ours.close()
             if self._process is not None:
@@ -222,6 +222,8 @@ class Forwarder(Drain):
     # -- the sender process ----------------------------------------------------------------------
 
     async def _credentials(self) -> list[str | None]:
+        if self.target.credentials is None:
+            return [None, None, None]
         frozen = await self.target.credentials.get_frozen_credentials()
         return [frozen.access_key, frozen.secret_key, frozen.token]
 

@@ -26,6 +26,8 @@ class Start(NamedTuple):
     log_level: int
     kept_in: str | None
     """the store whose spool keeps the run's dead letters (the parent's default hook), or ``None``"""
+    kind: str
+    """``"sagemaker"`` (BatchPutMetrics) or ``"mlflow"`` (log-batch to the tracking URI in ``endpoint_url``)"""
 
 
 class Points(NamedTuple):

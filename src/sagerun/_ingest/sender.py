@@ -3,7 +3,8 @@
 Sending costs CPU and, in Python, the GIL: in the training process it slows every step. A run's
 forwarder starts ``python -m sagerun._ingest.sender FD`` (FD: its end of a Unix socket pair) and
 hands it points in bulk; this process runs the same drain as an inline run (batches, in-flight
-limit, retries, per-item errors) over the lean BatchPutMetrics path.
+limit, retries, per-item errors) over the lean BatchPutMetrics path, or MLflow's log-batch for
+the mlflow backend.
 
 The two speak in the named types of ``messages``. If the parent goes away, the sender still
 delivers what it holds and keeps what it cannot deliver in the local store's spool.
@@ -28,6 +29,8 @@ from .._model.answers import ItemError
 from ..store.journal import FrameJournal
 from ..store.spool import Spool, spool_dead_letter
 from ..backends.metrics_http import BATCH_LIMIT, MetricsHTTP
+from ..backends.mlflow_rest import MlflowREST, MlflowSink
+from .._model.sink import MetricsSink
 from .batcher import Batcher
 from .drain import STILL_QUEUED
 from .frames import GONE, Channel, parse
@@ -113,14 +116,23 @@ class Sender:
     """Serves one run: reads the parent's messages, drains them through a Batcher, reports back."""
 
     def __init__(self, channel: Channel, session: Session, trial_component_name: str,
-                 endpoint_url: str, region: str, credentials: Sequence[Any], kept_in: str | None) -> None:
+                 endpoint_url: str, region: str, credentials: Sequence[Any], kept_in: str | None,
+                 kind: str = "sagemaker") -> None:
         self.channel = channel
         self.kept_in = kept_in
         self.session = session
         self.trial_component_name = trial_component_name
         self.credentials = PushedCredentials(credentials)
-        self.http = MetricsHTTP(endpoint_url, region, self.credentials, connections=session.max_in_flight,
-                                timeout=session.request_timeout)
+        self.http: MetricsHTTP | MlflowREST
+        self.sink: MetricsSink
+        if kind == "mlflow":
+            self.http = MlflowREST(endpoint_url, credentials=self.credentials if credentials[0] else None,
+                                   connections=session.max_in_flight, timeout=session.request_timeout)
+            self.sink = MlflowSink(self.http)
+        else:
+            self.http = MetricsHTTP(endpoint_url, region, self.credentials, connections=session.max_in_flight,
+                                    timeout=session.request_timeout)
+            self.sink = HTTPSink(self.http)
         # Under "spill" the parent frees the room of what it hands over, and this queue, as large as
         # the parent's, spills what it cannot hold; otherwise it is unbounded here, since the parent
         # counts what it forwarded against its own capacity until this process reports it settled.
@@ -137,7 +149,7 @@ class Sender:
         logger.addHandler(self.outbox)
         logger.propagate = False
         try:
-            async with Batcher(self.queue, HTTPSink(self.http), self.trial_component_name, self.session,
+            async with Batcher(self.queue, self.sink, self.trial_component_name, self.session,
                                self.outbox.dead_letter, report=False) as batcher:
                 await self._send(Ready())
                 async with anyio.create_task_group() as tasks:
@@ -238,7 +250,7 @@ async def serve(fd: int) -> None:
         raise ValueError(f"the sender process expected Start, got {type(start).__name__}")
     logger.setLevel(start.log_level)  # records below the parent's level would only be dropped there
     sender = Sender(channel, Session(**start.settings), start.trial_component_name, start.endpoint_url,
-                    start.region, start.credentials, start.kept_in)
+                    start.region, start.credentials, start.kept_in, start.kind)
     try:
         await sender.serve()
     finally:

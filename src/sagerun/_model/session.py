@@ -62,7 +62,8 @@ class Session:
     """Where metrics requests are sent from: ``"process"``, a sender process per run (points reach
     it in bulk over a socket), so that the CPU and the GIL that sending takes stay out of the
     training process; ``"inline"``, the run's own event loop. The process is used for SageMaker
-    runs with the ``http`` metrics client that are not ``durable``, on POSIX; others send inline."""
+    runs with the ``http`` metrics client and for MLflow runs that are not ``durable``, on POSIX;
+    others send inline."""
     durable: bool = False
     """Write every point to the local store's spool before sending it, and remove it once delivered,
     so that after a crash or ``kill -9`` ``sagerun sync`` delivers what was logged up to the last

@@ -9,12 +9,14 @@ from .points import Point
 
 
 class MetricsTarget(NamedTuple):
-    """Where a sender process sends BatchPutMetrics: the endpoint, the region, and credentials
-    (botocore's, possibly refreshable; the process gets frozen copies)."""
+    """Where a sender process sends metrics: the endpoint (for ``kind`` ``"mlflow"``, the tracking
+    URI), the region, and credentials (botocore's, possibly refreshable; the process gets frozen
+    copies; ``None``: an MLflow server that takes no SigV4)."""
 
     endpoint_url: str
     region: str
     credentials: Any
+    kind: str = "sagemaker"
 
 
 class MetricsSink(Protocol):

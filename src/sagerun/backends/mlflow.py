@@ -15,6 +15,7 @@ What maps to what:
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from typing import Any, Sequence
 
@@ -26,18 +27,18 @@ from .._model.points import Point
 from .._model.records import Artifact, ParameterValue, RunRecord
 from .._model.retry import retry_call
 from .._model.session import Session
+from .._model.sink import MetricsTarget
 from .aws import boto_session
 from .base import Backend
-from .mlflow_rest import MlflowError, MlflowREST
-
-#: metrics one ``runs/log-batch`` request may carry (MLflow's MAX_METRICS_PER_BATCH)
-METRICS_PER_BATCH = 1000
+from .mlflow_rest import METRICS_PER_BATCH, MlflowError, MlflowREST, log_metrics
 #: params and tags together one request may carry (MAX_PARAMS_TAGS_PER_BATCH)
 PARAMS_TAGS_PER_BATCH = 100
 #: sagerun's statuses as MLflow's
 STATUSES = {"InProgress": "RUNNING", "Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 _FROM_MLFLOW = {v: k for k, v in STATUSES.items()} | {"SCHEDULED": "InProgress"}
 STATUS_MESSAGE_TAG = "sagerun.status_message"
+#: the run's tables, as MLflow's UI finds them: [{"path": "<file>.json", "type": "table"}]
+LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
 ARTIFACT_TAG = "sagerun.artifact."
 
 
@@ -224,16 +225,35 @@ class MlflowBackend(Backend):
             for kind, key, value in chunk:
                 (sent_params if kind == "params" else sent_tags)[key] = value
 
-    async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
-        body = {"run_id": trial_component_name, "metrics": [
-            {"key": name, "value": value, "timestamp": int(timestamp * 1000), "step": step or 0}
-            for name, value, step, timestamp in points]}
+    async def list_table(self, run_id: str, path: str) -> None:
+        """List the table document at ``path`` (relative to the run's artifact URI) in the run's
+        ``mlflow.loggedArtifacts`` tag, as ``mlflow.log_table`` does, so that MLflow's UI shows it.
+
+        Raises:
+            BackendError: the server did not take the tag.
+        """
+        sent_tags = self._sent_tags.setdefault(run_id, {})
         try:
-            await self.rest.call("POST", "runs/log-batch", body)
-        except MlflowError as exc:
-            # log-batch takes all or nothing: a refusal is the whole request's.
-            raise TransportError(str(exc), retryable=False) from exc
-        return []
+            listed = json.loads(sent_tags.get(LOGGED_ARTIFACTS_TAG) or "[]")
+        except ValueError:
+            listed = None
+        if not isinstance(listed, list):
+            listed = []  # not MLflow's list: replaced by one
+        entry = {"path": path, "type": "table"}
+        if entry in listed:
+            return
+        value = json.dumps([*listed, entry])
+        try:
+            await self._call("POST", "runs/set-tag", {"run_id": run_id, "key": LOGGED_ARTIFACTS_TAG, "value": value})
+        except (MlflowError, TransportError) as exc:
+            raise self._fail(f"list table {path!r} in run {run_id}", exc) from exc
+        sent_tags[LOGGED_ARTIFACTS_TAG] = value
+
+    async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
+        return await log_metrics(self.rest, trial_component_name, points)
+
+    def metrics_target(self) -> MetricsTarget | None:
+        return MetricsTarget(self.tracking_uri, self.rest.address.region or "", self.rest.credentials, kind="mlflow")
 
     async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",

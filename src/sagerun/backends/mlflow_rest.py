@@ -21,14 +21,16 @@ import base64
 import hashlib
 import os
 import ssl
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 from yarl import URL
 
+from .._model.answers import ItemError
 from .._model.errors import TransportError, classify
+from .._model.points import Point
 from .metrics_http import host
 from .sigv4 import Signer, canonical_query
 
@@ -165,6 +167,40 @@ class MlflowREST:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise TransportError(f"connection failed: {type(exc).__name__}: {exc}", retryable=True,
                                  unanswered=not isinstance(exc, aiohttp.ClientConnectorError)) from exc
+
+
+#: metrics one ``runs/log-batch`` request may carry (MLflow's MAX_METRICS_PER_BATCH)
+METRICS_PER_BATCH = 1000
+
+
+async def log_metrics(rest: MlflowREST, run_id: str, points: Sequence[Point]) -> list[ItemError]:
+    """Send at most ``METRICS_PER_BATCH`` points to run ``run_id`` in one ``runs/log-batch``.
+
+    Raises:
+        TransportError: the request failed as a whole; log-batch takes all or nothing, so a
+            refusal is the whole request's (not retryable).
+    """
+    body = {"run_id": run_id, "metrics": [
+        {"key": name, "value": value, "timestamp": int(timestamp * 1000), "step": step or 0}
+        for name, value, step, timestamp in points]}
+    try:
+        await rest.call("POST", "runs/log-batch", body)
+    except MlflowError as exc:
+        raise TransportError(str(exc), retryable=False) from exc
+    return []
+
+
+class MlflowSink:
+    """A drain's view of ``log_metrics``: what a sender process sends through."""
+
+    max_batch = METRICS_PER_BATCH
+    max_in_flight: int | None = None
+
+    def __init__(self, rest: MlflowREST) -> None:
+        self.rest = rest
+
+    async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
+        return await log_metrics(self.rest, trial_component_name, points)
 
 
 def _answer(status: int, payload: bytes, endpoint: str) -> dict[str, Any]:

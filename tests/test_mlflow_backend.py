@@ -118,6 +118,19 @@ def test_the_same_names_resume_the_run_and_load_run_resumes_mlflow_run_id(mlflow
     assert [r.trial_component_name for r in listed] == [first.trial_component_name]
 
 
+def test_load_run_opens_a_run_of_mlflow_experiment_name_named_after_the_job(mlflow_server, mlflow_session,
+                                                                             monkeypatch):
+    experiment, job = unique("exp"), unique("train-job")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+    monkeypatch.setenv("TRAINING_JOB_ARN", f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}")
+    for attempt in range(2):  # a restarted job (a spot interruption) resumes the same run
+        with sagerun.sync.load_run(session=mlflow_session) as run:
+            run.log_metric("loss", 1.0 / (attempt + 1), step=attempt)
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    found = the_run(client, experiment, job)
+    assert history(client, found.info.run_id, "loss") == [(0, 1.0), (1, 0.5)]
+
+
 def test_a_sagemaker_arn_is_signed_with_sigv4_and_names_the_server(mlflow_server, sigv4_proxy, tmp_path, monkeypatch):
     # SageMaker's managed MLflow, stood for by a proxy that checks every request's signature with
     # botocore and the ARN header, in front of the real server.

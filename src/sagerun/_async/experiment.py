@@ -14,7 +14,7 @@ from typing import Any, Literal
 from .._model.environment import detect_job
 from .._model.errors import BackendError
 from .._model.answers import DeadLetter
-from .._model.naming import check_name
+from .._model.naming import MAX_NAME_LENGTH, check_name
 from .._model.session import Session
 from ..backends import backend_name, make_backend
 from .._model.records import RunRecord
@@ -37,7 +37,9 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
     With ``run_name`` and ``experiment_name``, that run (created if missing, as ``Run`` does);
     the names win over a current run or a job's configuration (with a warning). With no names:
     inside an ``async with Run(...)`` block, that same run object; else, for the MLflow backend,
-    the run whose id ``MLFLOW_RUN_ID`` names, as MLflow resumes it; else inside a SageMaker
+    the run whose id ``MLFLOW_RUN_ID`` names, as MLflow resumes it, or a run of the experiment
+    ``MLFLOW_EXPERIMENT_NAME`` names (named after the SageMaker job inside one, so that a restarted
+    job resumes it; else a new run); else inside a SageMaker
     training, processing or transform job (``TRAINING_JOB_ARN``, the processing job's
     ``/opt/ml/config/processingjobconfig.json``, ``TRANSFORM_JOB_ARN``), the run named by the
     job's ``ExperimentConfig``, read by describing the job (transient failures are retried).
@@ -74,14 +76,23 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
     current = current_run.get()
     if current is not None:
         return _handed_out(current)
-    mlflow_run = os.environ.get("MLFLOW_RUN_ID")
-    if mlflow_run:
+    mlflow_run, mlflow_experiment = os.environ.get("MLFLOW_RUN_ID"), os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if mlflow_run or mlflow_experiment:
         session = session if session is not None else Session.from_env()
-        if backend_name(session) == "mlflow":  # as mlflow.start_run() resumes it
+    if session is not None and backend_name(session) == "mlflow":  # as mlflow.start_run() finds its run
+        if mlflow_run:
             async with make_backend(session) as backend:
                 experiment_name, run_name = await backend.run_names(mlflow_run)
             return Run(experiment_name, run_name, session=session, dead_letter=dead_letter,
                        artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
+        if mlflow_experiment:
+            # In a SageMaker job the run is named after the job, so that a restarted job resumes it.
+            try:
+                job = detect_job()
+            except RuntimeError:
+                job = None
+            return Run(mlflow_experiment, job.name[:MAX_NAME_LENGTH] if job else None, session=session,
+                       dead_letter=dead_letter, artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
     job = detect_job()
     if job is None:
         raise RuntimeError(

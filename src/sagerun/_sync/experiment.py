@@ -31,7 +31,9 @@ def load_run(
     With ``run_name`` and ``experiment_name``, that run (created if missing, as ``Run`` does);
     the names win over a current run or a job's configuration (with a warning). With no names:
     inside a ``with Run(...)`` block, that same run object; else, for the MLflow backend,
-    the run whose id ``MLFLOW_RUN_ID`` names, as MLflow resumes it; else inside a SageMaker
+    the run whose id ``MLFLOW_RUN_ID`` names, as MLflow resumes it, or a run of the experiment
+    ``MLFLOW_EXPERIMENT_NAME`` names (named after the SageMaker job inside one, so that a restarted
+    job resumes it; else a new run); else inside a SageMaker
     training, processing or transform job (``TRAINING_JOB_ARN``, the processing job's
     ``/opt/ml/config/processingjobconfig.json``, ``TRANSFORM_JOB_ARN``), the run named by the
     job's ``ExperimentConfig``, read by describing the job (transient failures are retried).

@@ -251,9 +251,10 @@ def train_result(off: list[tuple[int, float]], on: tuple[int, float]) -> dict[st
 def emit(result: dict[str, Any], cpu_s: float) -> None:
     """Print the contender's one JSON line, with the CPU seconds its workload used (all threads of
     the process and its ended child processes: a tracker's sender threads and processes count) and
-    the peak RSS of the process plus that of its largest child (sagerun's sender process)."""
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result["peak_rss_mib"] = rss_kib / 1024  # Linux: KiB
+    the peak RSS of this process alone. A child's ``ru_maxrss`` is no measure of it: a child started by
+    fork and exec reports this process's size at the fork, so sagerun's sender is sampled from /proc
+    instead (``sender_rss_mib``)."""
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     calls = result.pop("calls", None)
     if calls is not None:
         result.update(calls.summary(timer_overhead_ns()))

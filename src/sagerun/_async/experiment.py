@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from .._model.environment import detect_job
 from .._model.errors import BackendError
@@ -18,6 +18,7 @@ from .._model.naming import MAX_NAME_LENGTH, check_name
 from .._model.session import Session
 from ..backends import backend_name, make_backend
 from .._model.records import RunRecord
+from .._model.tags import as_dict, check_tags, listed
 from .run import Run, current_run
 
 logger = logging.getLogger("sagerun")
@@ -139,7 +140,8 @@ def _handed_out(run: Run) -> Run:
 async def list_runs(experiment_name: str, created_before: datetime.datetime | None = None,
                     created_after: datetime.datetime | None = None, max_results: int | None = None,
                     sort_by: SortBy = "CreationTime", sort_order: SortOrder = "Descending",
-                    session: Session | None = None) -> list[Run]:
+                    session: Session | None = None, *, tags: Mapping[str, str] | None = None,
+                    include_children: bool = False) -> list[Run]:
     """The runs of an experiment, newest first unless asked otherwise.
 
     Only trial components created by a ``Run`` (tagged ``sagemaker:trial-component-source=run``
@@ -154,9 +156,12 @@ async def list_runs(experiment_name: str, created_before: datetime.datetime | No
         sort_by: ``"CreationTime"`` or ``"Name"``.
         sort_order: ``"Descending"`` or ``"Ascending"``.
         session: connection and engine settings; ``Session.from_env()`` when ``None``.
+        tags: only runs that have each of these tags with that value.
+        include_children: list child runs (``Run.child_run``) too; left out by default, as Azure
+            ML's ``get_runs`` leaves them out.
 
     Raises:
-        ValueError, TypeError: a bad name, sort, or ``max_results``.
+        ValueError, TypeError: a bad name, sort, ``max_results`` or ``tags``.
         BackendError: the runs could not be listed.
     """
     experiment = check_name("experiment_name", experiment_name)
@@ -166,10 +171,12 @@ async def list_runs(experiment_name: str, created_before: datetime.datetime | No
         raise ValueError(f"sort_order must be one of {', '.join(_SORT_ORDER)}; got {sort_order!r}")
     if max_results is not None and (type(max_results) is not int or max_results < 1):
         raise ValueError(f"max_results must be a positive int or None; got {max_results!r}")
+    wanted = as_dict(check_tags(tags))
     session = session if session is not None else Session.from_env()
     async with make_backend(session) as backend:
         records = await backend.list_runs(experiment, created_after=created_after, created_before=created_before,
-                                          sort_by=sort_by, sort_order=sort_order, max_results=max_results)
+                                          sort_by=sort_by, sort_order=sort_order, max_results=max_results,
+                                          where=lambda record: listed(record, wanted, include_children))
     runs = []
     for record in records:
         try:
@@ -257,15 +264,16 @@ class Experiment:
 
     async def list_runs(self, created_before: datetime.datetime | None = None,
                         created_after: datetime.datetime | None = None, max_results: int | None = None,
-                        sort_by: SortBy = "CreationTime", sort_order: SortOrder = "Descending") -> list[Run]:
+                        sort_by: SortBy = "CreationTime", sort_order: SortOrder = "Descending", *,
+                        tags: Mapping[str, str] | None = None, include_children: bool = False) -> list[Run]:
         """The runs of this experiment; see the module-level ``list_runs``.
 
         Raises:
-            ValueError, TypeError: a bad sort or ``max_results``.
+            ValueError, TypeError: a bad sort, ``max_results`` or ``tags``.
             BackendError: the runs could not be listed.
         """
         return await list_runs(self.experiment_name, created_before, created_after, max_results, sort_by,
-                               sort_order, self.session)
+                               sort_order, self.session, tags=tags, include_children=include_children)
 
     async def delete_all(self, action: str) -> None:
         """Delete this experiment with every run group in it and every run in those.

@@ -21,6 +21,7 @@ from .._model.checks import check_parameter
 from .._model.naming import check_name, generate_run_name, run_group_name, trial_component_name
 from .._model.records import RunRecord
 from .._model.session import Session
+from .._model.tags import check_tag, check_tags, merged
 from ..backends import backend_name, make_backend
 from ..backends.base import Backend
 from . import _container, _fork, _record, _signals
@@ -48,7 +49,8 @@ class Run:
         run_name: the run; generated when ``None``; same rules as ``experiment_name``.
         experiment_display_name: shown in SageMaker Studio for a new experiment.
         run_display_name: shown for a new run.
-        tags: ``[{"Key": ..., "Value": ...}]`` put on a new run.
+        tags: a dict of keys to values, or the SageMaker SDK's ``[{"Key": ..., "Value": ...}]``, put
+            on the run (see ``set_tags`` for the rules).
         session: connection and engine settings; ``Session.from_env()`` when ``None``.
         dead_letter: called with points that could not be delivered for good. The default keeps
             them in the local store's spool (``session.store_path``), from where ``sagerun sync``
@@ -68,7 +70,7 @@ class Run:
         run_name: str | None = None,
         experiment_display_name: str | None = None,
         run_display_name: str | None = None,
-        tags: list[dict[str, str]] | None = None,
+        tags: Mapping[str, str] | list[dict[str, str]] | None = None,
         *,
         session: Session | None = None,
         dead_letter: DeadLetter | None = None,
@@ -84,7 +86,7 @@ class Run:
             trial_component_name=trial_component_name(experiment, run),
             experiment_display_name=experiment_display_name or _display(experiment_name, experiment),
             run_display_name=run_display_name or (None if run_name is None else _display(run_name, run)),
-            tags=list(tags or []),
+            tags=check_tags(tags),
         )
         self.session: Session = session if session is not None else Session.from_env()
         self._dead_letter = dead_letter
@@ -249,6 +251,61 @@ class Run:
             check_parameter(name, value)
         for name, value in parameters.items():
             self.log_parameter(name, value)
+
+    # -- tags and child runs ----------------------------------------------------------------------
+
+    @property
+    def parent(self) -> str | None:
+        """The parent run's trial component name (its run id on MLflow) for a child run, else ``None``."""
+        return self._record.parent
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The run's tags: those given, set, and those it had when loaded."""
+        return {tag["Key"]: tag["Value"] for tag in self._record.tags}
+
+    def set_tag(self, key: str, value: str | int | float | bool) -> None:
+        """Set a tag on the run; a later value of the same key replaces it. No I/O happens here: it
+        is saved on ``flush()`` and on exit (on SageMaker with AddTags, on MLflow as a run tag).
+
+        Raises:
+            TypeError, ValueError: the key is not 1 to 128 characters or starts with ``aws:``, the
+                value is over 256, either holds characters other than letters, digits, spaces and
+                ``_ . : / = + - @``, or the run would hold more than 49 tags (SageMaker's rules,
+                on every backend).
+        """
+        key, text = check_tag(key, value)
+        self._record.tags = merged(self._record.tags, [{"Key": key, "Value": text}])
+
+    def set_tags(self, tags: Mapping[str, str | int | float | bool]) -> None:
+        """``set_tag`` for each item; all are checked before any is set.
+
+        Raises:
+            TypeError, ValueError: as ``set_tag``, naming the offending tag.
+        """
+        self._record.tags = merged(self._record.tags, check_tags(tags))
+
+    def child_run(self, run_name: str | None = None, *, run_display_name: str | None = None,
+                  tags: Mapping[str, str] | list[dict[str, str]] | None = None) -> Run:
+        """A run of the same experiment and session whose parent is this run; enter it with
+        ``async with``. Its name is ``<this run's name>-<run_name>`` (generated when ``None``), so
+        that each parent's ``fold-1`` is its own and opening the same parent and child again
+        resumes both; ``run_name`` is its display name. The parent is recorded as the tag
+        ``sagerun:parent-run`` on SageMaker, ``mlflow.parentRunId`` on MLflow, and in the local
+        store's runs. A child's status is its own: one that fails is Failed, and its parent is
+        Completed if the exception is caught in the parent's block.
+
+        Raises:
+            ValueError, TypeError: the child's name would break the naming rules (at most 59
+                characters), or bad tags.
+        """
+        suffix = generate_run_name() if run_name is None else check_name("run_name", run_name)
+        child = Run(self.experiment_name, check_name("run_name", f"{self.run_name}-{suffix}"),
+                    run_display_name=run_display_name or run_name, tags=tags, session=self.session,
+                    dead_letter=self._dead_letter, artifact_bucket=self._artifacts.bucket,
+                    artifact_prefix=self._artifacts.prefix)
+        child._record.parent = self.trial_component_name
+        return child
 
     # -- metrics ----------------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ _NOT_ALLOWED = re.compile(r"[^a-z0-9-]+")
 RUN_GROUP_TEMPLATE = "Default-Run-Group-{}"
 RUN_NAME_BASE = "sagemaker-run"
 RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
+#: the tag that names a child run's parent trial component on SageMaker
+PARENT_TAG = "sagerun:parent-run"
 
 
 def check_name(argument: str, value: object) -> str:

@@ -33,3 +33,5 @@ class RunRecord:
     status_message: str | None = None
     start_time: datetime.datetime | None = None
     end_time: datetime.datetime | None = None
+    parent: str | None = None
+    """the parent run's trial component name (its run id on MLflow), for a child run"""

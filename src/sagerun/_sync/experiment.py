@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Mapping
 
 from . import _portal, _twins
 from .._async import experiment as _async_experiment
@@ -74,6 +75,9 @@ def list_runs(
     sort_by: SortBy = "CreationTime",
     sort_order: SortOrder = "Descending",
     session: Session | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+    include_children: bool = False,
 ) -> list[Run]:
     """The runs of an experiment, newest first unless asked otherwise.
 
@@ -89,9 +93,12 @@ def list_runs(
         sort_by: ``"CreationTime"`` or ``"Name"``.
         sort_order: ``"Descending"`` or ``"Ascending"``.
         session: connection and engine settings; ``Session.from_env()`` when ``None``.
+        tags: only runs that have each of these tags with that value.
+        include_children: list child runs (``Run.child_run``) too; left out by default, as Azure
+            ML's ``get_runs`` leaves them out.
 
     Raises:
-        ValueError, TypeError: a bad name, sort, or ``max_results``.
+        ValueError, TypeError: a bad name, sort, ``max_results`` or ``tags``.
         BackendError: the runs could not be listed.
     """
     result = _portal.call(
@@ -103,6 +110,8 @@ def list_runs(
         sort_by=sort_by,
         sort_order=sort_order,
         session=session,
+        tags=tags,
+        include_children=include_children,
     )
     return _twins.to_sync(result)
 
@@ -216,11 +225,14 @@ class Experiment:
         max_results: int | None = None,
         sort_by: SortBy = "CreationTime",
         sort_order: SortOrder = "Descending",
+        *,
+        tags: Mapping[str, str] | None = None,
+        include_children: bool = False,
     ) -> list[Run]:
         """The runs of this experiment; see the module-level ``list_runs``.
 
         Raises:
-            ValueError, TypeError: a bad sort or ``max_results``.
+            ValueError, TypeError: a bad sort, ``max_results`` or ``tags``.
             BackendError: the runs could not be listed.
         """
         result = _portal.call(
@@ -230,6 +242,8 @@ class Experiment:
             max_results=max_results,
             sort_by=sort_by,
             sort_order=sort_order,
+            tags=tags,
+            include_children=include_children,
         )
         return _twins.to_sync(result)
 

@@ -34,7 +34,8 @@ class Run:
         run_name: the run; generated when ``None``; same rules as ``experiment_name``.
         experiment_display_name: shown in SageMaker Studio for a new experiment.
         run_display_name: shown for a new run.
-        tags: ``[{"Key": ..., "Value": ...}]`` put on a new run.
+        tags: a dict of keys to values, or the SageMaker SDK's ``[{"Key": ..., "Value": ...}]``, put
+            on the run (see ``set_tags`` for the rules).
         session: connection and engine settings; ``Session.from_env()`` when ``None``.
         dead_letter: called with points that could not be delivered for good. The default keeps
             them in the local store's spool (``session.store_path``), from where ``sagerun sync``
@@ -56,7 +57,7 @@ class Run:
         run_name: str | None = None,
         experiment_display_name: str | None = None,
         run_display_name: str | None = None,
-        tags: list[dict[str, str]] | None = None,
+        tags: Mapping[str, str] | list[dict[str, str]] | None = None,
         *,
         session: Session | None = None,
         dead_letter: DeadLetter | None = None,
@@ -148,6 +149,57 @@ class Run:
             TypeError, ValueError: as ``log_parameter``, naming the offending parameter.
         """
         self._async.log_parameters(parameters=parameters)
+
+    @property
+    def parent(self) -> str | None:
+        """The parent run's trial component name (its run id on MLflow) for a child run, else ``None``."""
+        return self._async.parent
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The run's tags: those given, set, and those it had when loaded."""
+        return self._async.tags
+
+    def set_tag(self, key: str, value: str | int | float | bool) -> None:
+        """Set a tag on the run; a later value of the same key replaces it. No I/O happens here: it
+        is saved on ``flush()`` and on exit (on SageMaker with AddTags, on MLflow as a run tag).
+
+        Raises:
+            TypeError, ValueError: the key is not 1 to 128 characters or starts with ``aws:``, the
+                value is over 256, either holds characters other than letters, digits, spaces and
+                ``_ . : / = + - @``, or the run would hold more than 49 tags (SageMaker's rules,
+                on every backend).
+        """
+        self._async.set_tag(key=key, value=value)
+
+    def set_tags(self, tags: Mapping[str, str | int | float | bool]) -> None:
+        """``set_tag`` for each item; all are checked before any is set.
+
+        Raises:
+            TypeError, ValueError: as ``set_tag``, naming the offending tag.
+        """
+        self._async.set_tags(tags=tags)
+
+    def child_run(
+        self,
+        run_name: str | None = None,
+        *,
+        run_display_name: str | None = None,
+        tags: Mapping[str, str] | list[dict[str, str]] | None = None,
+    ) -> Run:
+        """A run of the same experiment and session whose parent is this run; enter it with
+        ``with``. Its name is ``<this run's name>-<run_name>`` (generated when ``None``), so
+        that each parent's ``fold-1`` is its own and opening the same parent and child again
+        resumes both; ``run_name`` is its display name. The parent is recorded as the tag
+        ``sagerun:parent-run`` on SageMaker, ``mlflow.parentRunId`` on MLflow, and in the local
+        store's runs. A child's status is its own: one that fails is Failed, and its parent is
+        Completed if the exception is caught in the parent's block.
+
+        Raises:
+            ValueError, TypeError: the child's name would break the naming rules (at most 59
+                characters), or bad tags.
+        """
+        return _twins.to_sync(self._async.child_run(run_name=run_name, run_display_name=run_display_name, tags=tags))
 
     @property
     def ingest_stats(self) -> IngestStats:

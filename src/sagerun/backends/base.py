@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import datetime
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .._model.answers import ItemError
 from .._model.points import Point
@@ -84,10 +84,12 @@ class Backend(abc.ABC):
 
     async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
-                        sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
+                        sort_order: str = "Descending", max_results: int | None = None,
+                        where: Callable[[RunRecord], bool] | None = None) -> list[RunRecord]:
         """The runs of an experiment (trial components created by a Run, in its run group), sorted by
         ``sort_by`` (``"CreationTime"`` or ``"Name"``) in ``sort_order`` (``"Ascending"`` or
-        ``"Descending"``), created strictly between the bounds given, at most ``max_results``.
+        ``"Descending"``), created strictly between the bounds given, for which ``where`` holds
+        (tags, children), at most ``max_results``.
 
         Raises:
             BackendError: the runs could not be listed.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import itertools
 import sqlite3
 import time
 from typing import Any, Callable, Sequence, TypeVar
@@ -107,7 +108,8 @@ class LocalBackend(Backend):
 
     async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
-                        sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
+                        sort_order: str = "Descending", max_results: int | None = None,
+                        where: Callable[[RunRecord], bool] | None = None) -> list[RunRecord]:
         after = None if created_after is None else created_after.timestamp()  # naive means local time
         before = None if created_before is None else created_before.timestamp()
 
@@ -120,7 +122,8 @@ class LocalBackend(Backend):
                      and (before is None or run.created_time < before)]
             found.sort(key=(lambda run: run.name) if sort_by == "Name" else (lambda run: (run.created_time, run.id)),
                        reverse=sort_order == "Descending")
-            return [records.load_run(conn, run.id) for run in found[:max_results]]
+            loaded = (records.load_run(conn, run.id) for run in found)
+            return list(itertools.islice((r for r in loaded if where is None or where(r)), max_results))
 
         try:
             return await self._thread(read, self._connection())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import anyio
 
@@ -28,6 +28,7 @@ from .._model.records import Artifact, ParameterValue, RunRecord
 from .._model.retry import retry_call
 from .._model.session import Session
 from .._model.sink import MetricsTarget
+from .._model.tags import as_dict, as_list
 from .aws import boto_session
 from .base import Backend
 from .mlflow_rest import METRICS_PER_BATCH, MlflowError, MlflowREST, log_metrics
@@ -37,6 +38,7 @@ PARAMS_TAGS_PER_BATCH = 100
 STATUSES = {"InProgress": "RUNNING", "Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 _FROM_MLFLOW = {v: k for k, v in STATUSES.items()} | {"SCHEDULED": "InProgress"}
 STATUS_MESSAGE_TAG = "sagerun.status_message"
+PARENT_TAG = "mlflow.parentRunId"
 #: the run's tables, as MLflow's UI finds them: [{"path": "<file>.json", "type": "table"}]
 LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
 ARTIFACT_TAG = "sagerun.artifact."
@@ -155,8 +157,10 @@ class MlflowBackend(Backend):
             experiment_id = await self._experiment_id(record.experiment_name)
             found = await self._find_run(experiment_id, record.run_name)
             if found is None:
-                tags = [{"key": "mlflow.runName", "value": record.run_name}, {"key": "mlflow.source.name",
-                                                                              "value": "sagerun"}]
+                tags = [{"key": "mlflow.runName", "value": record.run_name},
+                        {"key": "mlflow.source.name", "value": "sagerun"}]
+                if record.parent:
+                    tags.append({"key": PARENT_TAG, "value": record.parent})
                 answer = await self._call("POST", "runs/create", {
                     "experiment_id": experiment_id, "run_name": record.run_name,
                     "start_time": _ms(record.start_time or _now()), "tags": tags})
@@ -212,6 +216,8 @@ class MlflowBackend(Backend):
         params = {k: v for k, v in params.items() if sent_params.get(k) != v}
         tags = {t["Key"]: t["Value"] for t in record.tags}
         tags[STATUS_MESSAGE_TAG] = record.status_message or ""
+        if record.parent:
+            tags[PARENT_TAG] = record.parent
         for name, artifact in (record.input_artifacts | record.output_artifacts).items():
             tags[ARTIFACT_TAG + name] = artifact.value
         tags = {k: v for k, v in tags.items() if sent_tags.get(k, "") != v}
@@ -257,7 +263,8 @@ class MlflowBackend(Backend):
 
     async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
-                        sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
+                        sort_order: str = "Descending", max_results: int | None = None,
+                        where: Callable[[RunRecord], bool] | None = None) -> list[RunRecord]:
         try:
             experiment = await self._experiment(experiment_name)
             if experiment is None:
@@ -266,22 +273,23 @@ class MlflowBackend(Backend):
             filters += [f"attributes.start_time < {_ms(created_before)}"] if created_before else []
             order = "attributes.run_name" if sort_by == "Name" else "attributes.start_time"
             order += " DESC" if sort_order == "Descending" else " ASC"
-            runs: list[dict[str, Any]] = []
+            records: list[RunRecord] = []
             token = None
-            while max_results is None or len(runs) < max_results:
+            while max_results is None or len(records) < max_results:
                 body: dict[str, Any] = {"experiment_ids": [str(experiment["experiment_id"])],
                                         "filter": " and ".join(filters), "order_by": [order],
-                                        "max_results": min(1000, max_results - len(runs)) if max_results else 1000}
+                                        "max_results": min(1000, max_results - len(records)) if max_results else 1000}
                 if token:
                     body["page_token"] = token
                 answer = await self._call("POST", "runs/search", body)
-                runs += answer.get("runs") or []
+                records += [r for r in map(lambda run: _record(run, None, experiment_name), answer.get("runs") or ())
+                            if where is None or where(r)]
                 token = answer.get("next_page_token")
                 if not token:
                     break
         except (MlflowError, TransportError) as exc:
             raise self._fail(f"list the runs of {experiment_name!r}", exc) from exc
-        return [_record(run, None, experiment_name) for run in runs[:max_results]]
+        return records[:max_results]
 
 
 def _record(run: dict[str, Any], asked: RunRecord | None, experiment_name: str | None = None) -> RunRecord:
@@ -306,9 +314,11 @@ def _record(run: dict[str, Any], asked: RunRecord | None, experiment_name: str |
         status_message=tags.get(STATUS_MESSAGE_TAG) or None,
         start_time=_when(info.get("start_time")),
         end_time=_when(info.get("end_time")),
+        parent=tags.get(PARENT_TAG),
     )
     if asked is not None:
-        record.tags = [*record.tags, *(t for t in asked.tags if t not in record.tags)]
+        record.parent = asked.parent or record.parent
+        record.tags = as_list(as_dict(record.tags) | as_dict(asked.tags))
         record.parameters = {**record.parameters, **asked.parameters}
         record.input_artifacts = {**asked.input_artifacts}
         record.output_artifacts = {**record.output_artifacts, **asked.output_artifacts}

@@ -16,7 +16,8 @@ import botocore.exceptions
 
 from .._model.errors import BackendError, TransportError
 from .._model.points import Point
-from .._model.naming import RUN_TAG
+from .._model.naming import PARENT_TAG, RUN_TAG
+from .._model.tags import as_dict, as_list
 from .._model.session import Session
 from .aws import as_transport_error, boto_session, call_with_retries, error_code, open_client
 from .base import Backend
@@ -39,6 +40,7 @@ class SageMakerBackend(Backend):
         self._sagemaker: Any = None
         self._metrics: Any = None
         self._metrics_http: MetricsHTTP | None = None
+        self._tagged: dict[str, tuple[str, dict[str, str]]] = {}  # run -> its ARN, the tags it has
 
     async def __aenter__(self) -> SageMakerBackend:
         async with contextlib.AsyncExitStack() as stack:
@@ -106,15 +108,19 @@ class SageMakerBackend(Backend):
         except botocore.exceptions.ClientError as exc:
             if not _not_found(exc):
                 raise
-            kwargs = {"TrialComponentName": record.trial_component_name, "Tags": [RUN_TAG, *record.tags]}
+            tags = _tags_of(record)
+            kwargs = {"TrialComponentName": record.trial_component_name, "Tags": tags}
             if record.run_display_name:
                 kwargs["DisplayName"] = record.run_display_name
             created = await self._create_ignoring_exists(sm.create_trial_component, **kwargs)
             if created is not None:
                 # Tags given to create are dropped by some implementations (moto); AddTags is kept by all.
-                await self._call(sm.add_tags, ResourceArn=created["TrialComponentArn"], Tags=[RUN_TAG, *record.tags])
+                await self._call(sm.add_tags, ResourceArn=created["TrialComponentArn"], Tags=tags)
+                self._tagged[record.trial_component_name] = (created["TrialComponentArn"], as_dict(tags))
             await self._associate(record)
             return record
+        # A resumed run's tags are not described: its first save adds those it has now.
+        self._tagged[record.trial_component_name] = (str(described.get("TrialComponentArn", "")), {})
         await self._associate(record)
         return _merge_described(record, described)
 
@@ -162,10 +168,21 @@ class SageMakerBackend(Backend):
             kwargs["EndTime"] = record.end_time
         try:
             await self._call(self._sagemaker.update_trial_component, **kwargs)
+            await self._add_new_tags(record)
         except (botocore.exceptions.ClientError, TransportError) as exc:
             raise BackendError(
                 f"could not save run {record.trial_component_name!r} (status {record.status}): {exc}"
             ) from exc
+
+    async def _add_new_tags(self, record: RunRecord) -> None:
+        """AddTags with the tags set since the last save (SageMaker keeps tags apart from the record)."""
+        arn, sent = self._tagged.get(record.trial_component_name, ("", {}))
+        if not arn:
+            return
+        new = [tag for tag in _tags_of(record) if sent.get(tag["Key"]) != tag["Value"]]
+        if new:
+            await self._call(self._sagemaker.add_tags, ResourceArn=arn, Tags=new)
+            self._tagged[record.trial_component_name] = (arn, sent | as_dict(new))
 
     async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
         if self._metrics_http is not None:
@@ -214,7 +231,8 @@ class SageMakerBackend(Backend):
 
     async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
-                        sort_order: str = "Descending", max_results: int | None = None) -> list[RunRecord]:
+                        sort_order: str = "Descending", max_results: int | None = None,
+                        where: Callable[[RunRecord], bool] | None = None) -> list[RunRecord]:
         from .._model.naming import run_group_name
 
         after, before = self._aware(created_after), self._aware(created_before)
@@ -244,7 +262,7 @@ class SageMakerBackend(Backend):
                 for result in page.get("Results") or ():
                     listed = self._listed_run(result.get("TrialComponent") or {}, experiment_name)
                     if listed is not None and (after is None or listed[0] > after) and (
-                            before is None or listed[0] < before):
+                            before is None or listed[0] < before) and (where is None or where(listed[2])):
                         found.append(listed)
                 token = page.get("NextToken")
                 # The API sorts across pages, so the first max_results found are the ones wanted.
@@ -276,6 +294,10 @@ class SageMakerBackend(Backend):
         end = component.get("EndTime")
         record.end_time = end if isinstance(end, datetime.datetime) else None
         _merge_described(record, component)
+        tags = as_dict(component.get("Tags") or [])
+        record.parent = tags.pop(PARENT_TAG, None)
+        tags.pop(RUN_TAG["Key"], None)
+        record.tags = as_list(tags)
         created = self._aware(component.get("CreationTime")) or datetime.datetime.min.replace(
             tzinfo=datetime.timezone.utc)
         return created, name, record
@@ -380,6 +402,12 @@ def _artifact(artifact: Artifact) -> dict[str, Any]:
     if artifact.media_type:
         out["MediaType"] = artifact.media_type
     return out
+
+
+def _tags_of(record: RunRecord) -> list[dict[str, str]]:
+    """The trial component's tags: sagerun's Run tag, the parent of a child run, the user's."""
+    parent = [{"Key": PARENT_TAG, "Value": record.parent}] if record.parent else []
+    return [RUN_TAG, *parent, *record.tags]
 
 
 def _merge_described(record: RunRecord, described: dict[str, Any]) -> RunRecord:

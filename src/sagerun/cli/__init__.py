@@ -19,6 +19,7 @@ from rich.text import Text
 
 from .._artifacts.preview import DEFAULT_ROWS, DEFAULT_SIZE, artifact_kinds, chart_png, table_preview
 from .._model.session import Session
+from .._model.tags import as_dict
 from ..store import queries
 from ..store.records import load_parameters, load_run
 from .common import (Group, duration, echo_json, local_time, make_console, make_table, number, open_store,
@@ -67,19 +68,22 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
 @cli.command(short_help="List the runs of the local store.")
 @store_options
 @click.argument("experiment", required=False)
-def runs(store: str | None, as_json: bool, experiment: str | None) -> None:
+@click.option("--tree", is_flag=True, help="Child runs under their parents (with --json: each with its depth).")
+def runs(store: str | None, as_json: bool, experiment: str | None, tree: bool) -> None:
     """List the runs of the local store, or of EXPERIMENT, newest first (as list_runs does)."""
     with open_store(store) as conn:
         found = queries.list_runs(conn, experiment)[::-1]
+    listed = queries.as_tree(found) if tree else [(0, run) for run in found]
     if as_json:
-        echo_json([run.as_json() for run in found])
+        echo_json([{**run.as_json(), **({"depth": depth} if tree else {})} for depth, run in listed])
         return
     if not found:
         click.echo(f"no runs in {store_path(store)} yet: `sagerun demo` logs one")
         return
     table = make_table("Experiment", "Run", "Status", "Started", "Duration", "Metrics", "Points")
-    for run in found:
-        table.add_row(run.experiment, run.name, run.status or "-", local_time(run.start_time), duration(run.duration),
+    for depth, run in listed:
+        name = Text(("   " * (depth - 1) + " └ " if depth else "") + run.name)
+        table.add_row(run.experiment, name, run.status or "-", local_time(run.start_time), duration(run.duration),
                       str(run.metrics), f"{run.points:,}")
     make_console().print(table)
 
@@ -99,7 +103,8 @@ def show(store: str | None, as_json: bool, run: str) -> None:
         kinds = artifact_kinds(store_path(store), info.trial_component_name, held)
         artifacts[direction] = {name: {**dataclasses.asdict(a), "kind": kinds[name]} for name, a in held.items()}
     if as_json:
-        echo_json({**info.as_json(), "tags": record.tags, "parameters": record.parameters, "artifacts": artifacts,
+        echo_json({**info.as_json(), "tags": as_dict(record.tags), "parameters": record.parameters,
+                   "artifacts": artifacts,
                    "metrics": [s.as_json() for s in summaries]})
         return
     console = make_console()
@@ -107,6 +112,10 @@ def show(store: str | None, as_json: bool, run: str) -> None:
                   f"duration {duration(info.duration)}", markup=True)
     if info.status_message:
         console.print(f"status message: {info.status_message}", markup=False)
+    if record.parent:
+        console.print(f"child of {record.parent}", markup=False)
+    if record.tags:
+        console.print("tags: " + ", ".join(f"{k}={v}" for k, v in as_dict(record.tags).items()), markup=False)
     parameters = make_table("Parameter", "Value", title="Parameters")
     for name, value in record.parameters.items():
         parameters.add_row(name, number(value))

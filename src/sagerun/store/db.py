@@ -16,7 +16,9 @@ from typing import Iterator
 from .._model.errors import SagerunError
 
 DB_NAME = "sagerun.db"
-SCHEMA_VERSION = 2  # 2: unsaved_runs
+SCHEMA_VERSION = 3  # 2: unsaved_runs; 3: runs.parent
+# What takes a store of the version before each key to it; the tables it lacked come from _SCHEMA.
+_UPGRADES = {3: "ALTER TABLE runs ADD COLUMN parent TEXT;"}
 _BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
     end_time REAL,
     created_time REAL NOT NULL,
     pushed_through INTEGER NOT NULL DEFAULT 0,
+    parent TEXT,  -- the parent run's trial component name, for a child run
     UNIQUE (experiment_id, name)
 );
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
@@ -179,11 +182,18 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             f"{SCHEMA_VERSION}: upgrade sagerun (pip install -U sagerun) to read it"
         )
     # IF NOT EXISTS and the immediate transaction make two processes creating the store at once harmless.
+    # A new file (version 0) gets the whole schema; an older store its upgrades, then what it lacks.
+    upgrades = "".join(sql for to, sql in sorted(_UPGRADES.items()) if 0 < version < to)
     try:
-        conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
-    except BaseException:
+        conn.executescript(f"BEGIN IMMEDIATE;\n{upgrades}{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\n"
+                           "COMMIT;")
+    except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        # Another process upgraded the same store between our read of its version and our lock.
+        if isinstance(exc, sqlite3.OperationalError) and upgrades and \
+                conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
         raise
 
 

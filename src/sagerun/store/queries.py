@@ -42,6 +42,8 @@ class RunInfo:
     """how many metrics (series) the run has"""
     points: int
     """how many points, all metrics together"""
+    parent: str | None = None
+    """the parent run's trial component name, for a child run"""
 
     @property
     def ref(self) -> str:
@@ -59,7 +61,7 @@ class RunInfo:
             "experiment": self.experiment, "run": self.name, "trial_component_name": self.trial_component_name,
             "display_name": self.display_name, "status": self.status, "status_message": self.status_message,
             "start_time": iso(self.start_time), "end_time": iso(self.end_time), "metric_count": self.metrics,
-            "point_count": self.points,
+            "point_count": self.points, "parent": self.parent,
         }
 
 
@@ -84,7 +86,8 @@ _RUNS = """
 SELECT r.id, e.name, r.name, r.trial_component_name, r.display_name, r.status, r.status_message,
        r.start_time, r.end_time, r.created_time,
        (SELECT count(*) FROM series s WHERE s.run_id = r.id),
-       (SELECT coalesce(sum(m.count), 0) FROM series s JOIN metrics m ON m.series_id = s.id WHERE s.run_id = r.id)
+       (SELECT coalesce(sum(m.count), 0) FROM series s JOIN metrics m ON m.series_id = s.id WHERE s.run_id = r.id),
+       r.parent
 FROM runs r JOIN experiments e ON e.id = r.experiment_id
 """
 
@@ -104,6 +107,22 @@ def list_runs(conn: sqlite3.Connection, experiment: str | None = None) -> list[R
         raise RunNotFoundError(f"no experiment named {experiment!r} in the local store; "
                                f"experiments: {', '.join(known) or 'none yet'}")
     return [RunInfo(*row) for row in conn.execute(_RUNS + " WHERE e.name = ? ORDER BY r.created_time, r.id", (name,))]
+
+
+def as_tree(runs: list[RunInfo]) -> list[tuple[int, RunInfo]]:
+    """``runs`` in the order of a tree, each with its depth: a child after its parent, children in
+    the order given; a child whose parent is not among ``runs`` stands at the top."""
+    present = {run.trial_component_name for run in runs}
+    children: dict[str | None, list[RunInfo]] = {}
+    for run in runs:
+        children.setdefault(run.parent if run.parent in present else None, []).append(run)
+    ordered: list[tuple[int, RunInfo]] = []
+    stack = [(0, run) for run in reversed(children.get(None, []))]
+    while stack:
+        depth, run = stack.pop()
+        ordered.append((depth, run))
+        stack += [(depth + 1, child) for child in reversed(children.get(run.trial_component_name, []))]
+    return ordered
 
 
 def find_run(conn: sqlite3.Connection, ref: str) -> RunInfo:

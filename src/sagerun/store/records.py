@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from .._model.records import Artifact, ParameterValue, RunRecord
+from .._model.tags import as_dict, as_list
 from .db import opened, transaction
 
 _PARSERS = {"str": str, "int": int, "float": float}
@@ -39,9 +40,9 @@ def open_run(conn: sqlite3.Connection, record: RunRecord) -> tuple[int, RunRecor
         if found is None:
             cursor = conn.execute(
                 "INSERT INTO runs (experiment_id, name, trial_name, trial_component_name, display_name, tags, "
-                "created_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "parent, created_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (experiment_id, record.run_name, record.trial_name, record.trial_component_name,
-                 record.run_display_name, orjson.dumps(record.tags).decode(), now),
+                 record.run_display_name, orjson.dumps(record.tags).decode(), record.parent, now),
             )
             return int(cursor.lastrowid), record  # type: ignore[arg-type]
         run_id = int(found[0])
@@ -54,7 +55,8 @@ def open_run(conn: sqlite3.Connection, record: RunRecord) -> tuple[int, RunRecor
             target.setdefault(name, artifact)
     record.start_time = record.start_time or stored.start_time
     record.run_display_name = record.run_display_name or stored.run_display_name
-    record.tags = record.tags or stored.tags
+    record.tags = as_list(as_dict(stored.tags) | as_dict(record.tags))
+    record.parent = record.parent or stored.parent
     return run_id, record
 
 
@@ -67,10 +69,10 @@ def save_run(conn: sqlite3.Connection, run_id: int, record: RunRecord) -> None:
     """
     with transaction(conn):
         conn.execute(
-            "UPDATE runs SET display_name = ?, tags = ?, status = ?, status_message = ?, start_time = ?, "
-            "end_time = ? WHERE id = ?",
-            (record.run_display_name, orjson.dumps(record.tags).decode(), record.status, record.status_message,
-             _epoch(record.start_time), _epoch(record.end_time), run_id),
+            "UPDATE runs SET display_name = ?, tags = ?, parent = COALESCE(?, parent), status = ?, "
+            "status_message = ?, start_time = ?, end_time = ? WHERE id = ?",
+            (record.run_display_name, orjson.dumps(record.tags).decode(), record.parent, record.status,
+             record.status_message, _epoch(record.start_time), _epoch(record.end_time), run_id),
         )
         conn.execute("DELETE FROM parameters WHERE run_id = ?", (run_id,))
         conn.executemany("INSERT INTO parameters (run_id, name, value, type) VALUES (?, ?, ?, ?)",
@@ -93,14 +95,14 @@ def load_run(conn: sqlite3.Connection, run_id: int) -> RunRecord:
     """
     row = conn.execute(
         "SELECT e.name, e.display_name, r.name, r.trial_name, r.trial_component_name, r.display_name, r.tags, "
-        "r.status, r.status_message, r.start_time, r.end_time FROM runs r JOIN experiments e "
+        "r.status, r.status_message, r.start_time, r.end_time, r.parent FROM runs r JOIN experiments e "
         "ON e.id = r.experiment_id WHERE r.id = ?", (run_id,)).fetchone()
     if row is None:
         raise KeyError(run_id)
     record = RunRecord(
         experiment_name=row[0], experiment_display_name=row[1], run_name=row[2], trial_name=row[3],
         trial_component_name=row[4], run_display_name=row[5], tags=_tags(row[6]), status=row[7],
-        status_message=row[8], start_time=_datetime(row[9]), end_time=_datetime(row[10]),
+        status_message=row[8], start_time=_datetime(row[9]), end_time=_datetime(row[10]), parent=row[11],
     )
     record.parameters = load_parameters(conn, run_id)
     for is_output, name, value, media_type in conn.execute(

@@ -230,10 +230,11 @@ class Writer:
 
     def def_lines(self, node: Function, name: str) -> list[str]:
         args = node.args
-        if args.posonlyargs or args.vararg or args.kwarg:
-            raise self.error(node, f"{node.name} takes positional-only, *args or **kwargs parameters")
+        if args.posonlyargs or args.vararg:
+            raise self.error(node, f"{node.name} takes positional-only or *args parameters")
         params = [*map(self.param, args.args, [None] * (len(args.args) - len(args.defaults)) + args.defaults)]
         params += ["*", *map(self.param, args.kwonlyargs, args.kw_defaults)] if args.kwonlyargs else []
+        params += ["**" + self.param(args.kwarg, None)] if args.kwarg else []
         returns = f" -> {self.expression(node.returns)}" if node.returns is not None else ""
         return _wrap(f"{' ' * node.col_offset}def {name}", params, f"{returns}:")
 
@@ -257,7 +258,7 @@ class Writer:
         params = [*node.args.args[skip:], *node.args.kwonlyargs]
         if twins := [param.arg for param in params if self.names_twin(param.annotation)]:
             raise self.error(node, f"{node.name} takes twinned objects ({', '.join(twins)}), for _twins.to_async")
-        return [f"{param.arg}={param.arg}" for param in params]
+        return [f"{param.arg}={param.arg}" for param in params] + ([f"**{node.args.kwarg.arg}"] if node.args.kwarg else [])
 
     def body_lines(self, node: Function, callee: str, arguments: list[str] | None) -> list[str]:
         """``return callee(*arguments)`` (``callee`` alone for None), a twinned class's object as its twin."""

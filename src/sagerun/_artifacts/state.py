@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from typing import Any, Callable, NamedTuple
 
 import anyio
@@ -23,8 +24,9 @@ from ..backends.base import Backend
 from ..backends.mlflow import MlflowBackend
 from .._model.records import Artifact, RunRecord
 from . import charts, tables
+from .rows import GrowingTables
 from .limits import ArtifactSlots, check_artifact, guess_media_type
-from .storage import LocalStorage, Storage, file_name, readable_file
+from .storage import LocalStorage, Storage, StoredObject, file_name, readable_file
 
 logger = logging.getLogger("sagerun")
 
@@ -55,6 +57,7 @@ class RunArtifacts:
         self.bucket = bucket
         self.prefix = prefix
         self.slots = ArtifactSlots()
+        self.rows = GrowingTables()
         self._storage: Storage | None = None
         self._clients: Any = None
         self._lineage: Any = None
@@ -103,15 +106,42 @@ class RunArtifacts:
             TypeError, ValueError: a bad name, no slot left, or ``render`` refused the data.
             BackendError: the document could not be stored.
         """
-        check_artifact(name, "", charts.MEDIA_TYPE)
+        stored = await self._store_rendered(parts, name, render, ".json", charts.MEDIA_TYPE, is_output)
+        if self._storage is not None and self._storage.remote:
+            await self._lineage_for(parts).link(name, kind, stored, is_output=is_output)
+        return stored.uri
+
+    async def log_image(self, parts: RunParts, name: str, path: Any, figure: Any) -> str:
+        """Store a PNG or JPEG file, or a matplotlib figure drawn to PNG, as output artifact ``name``
+        with its media type; return its URI.
+
+        Raises:
+            ValueError: both or neither of ``path`` and ``figure``, a file that is not a PNG or JPEG,
+                a bad name, or no slot left.
+            TypeError: ``figure`` is not a matplotlib figure.
+            RuntimeError: a figure without matplotlib installed.
+            BackendError: the image could not be stored.
+        """
+        from . import images
+
+        images.check_source(path, figure)
+        if path is not None:
+            readable, _ = readable_file(path)
+            media_type, _ = await anyio.to_thread.run_sync(images.image_type, readable)
+            return await self.log_file(parts, readable, name, media_type, True)
+        stored = await self._store_rendered(parts, name, lambda: images.figure_png(figure), ".png", images.PNG, True)
+        return stored.uri
+
+    async def _store_rendered(self, parts: RunParts, name: str, render: Callable[[], bytes], extension: str,
+                              media_type: str, is_output: bool) -> StoredObject:
+        """Render in a worker thread, store as ``<name><extension>`` and record it as an artifact."""
+        check_artifact(name, "", media_type)
         with self.slots.reserved(parts.record, name, is_output):
             data = await anyio.to_thread.run_sync(render)
             storage = await self._storage_for(parts)
-            stored = await storage.put_bytes(data, file_name(name, ".json"), charts.MEDIA_TYPE)
-            self.slots.put(parts.record, name, Artifact(stored.uri, charts.MEDIA_TYPE), is_output)
-        if storage.remote:
-            await self._lineage_for(parts).link(name, kind, stored, is_output=is_output)
-        return stored.uri
+            stored = await storage.put_bytes(data, file_name(name, extension), media_type)
+            self.slots.put(parts.record, name, Artifact(stored.uri, media_type), is_output)
+        return stored
 
     async def log_chart(self, parts: RunParts, kind: str, title: str | None, is_output: bool,
                         build: Callable[[], dict[str, Any]]) -> str:
@@ -142,6 +172,34 @@ class RunArtifacts:
         if isinstance(parts.backend, MlflowBackend):
             await parts.backend.list_table(parts.record.trial_component_name, file_name(name, ".json"))
         return uri
+
+    async def write_rows(self, parts: RunParts) -> None:
+        """Store every ``log_row`` table that gained rows since it was last stored.
+
+        Raises:
+            TypeError, ValueError: no artifact slot is left for a table.
+            BackendError: a table could not be stored (it is stored on the next call).
+        """
+        changed = self.rows.take_changed()
+        for name, rows in changed.items():
+            try:
+                await self.log_table(parts, name, rows)
+            except BaseException:
+                self.rows.put_back(set(changed))
+                raise
+
+    async def close_rows(self, parts: RunParts, deadline: float) -> None:
+        """``write_rows`` at close: before ``deadline`` (``time.monotonic()``), even when cancelled;
+        never raises (a table that cannot be stored is named in an error)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(max(0.5, deadline - time.monotonic())) as scope:
+            try:
+                await self.write_rows(parts)
+            except Exception as exc:
+                logger.error("sagerun: the tables of %s logged with log_row were not stored: %s",
+                             parts.record.trial_component_name, exc)
+        if scope.cancelled_caught:
+            logger.error("sagerun: the tables of %s logged with log_row were not stored within close_timeout",
+                         parts.record.trial_component_name)
 
     async def put_bytes(self, parts: RunParts, data: bytes, file_name: str, media_type: str | None) -> str:
         """Store ``data`` beside the run's files as ``file_name`` (not recorded as an artifact);

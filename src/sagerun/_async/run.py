@@ -161,6 +161,10 @@ class Run:
             record = await _record.open_record(backend, self._record)
             self._record, self._backend = record, backend
             stack.push_async_callback(self._save_final)
+            # Run before the final save, so that the record it saves holds the tables.
+            stack.push_async_callback(lambda: self._artifacts.close_rows(
+                RunParts(self._record, backend, self.session, stack),
+                self._closing_since + self.session.close_timeout - _record.final_save_reserve(self.session)))
             _container.arm(stack, lambda: RunParts(self._record, backend, self.session, stack), self._artifacts)
             # The metrics get close_timeout but for its end, which the final save keeps.
             metrics_session = dataclasses.replace(
@@ -195,14 +199,14 @@ class Run:
         await _record.save_final(self._backend, _record.snapshot(self._record), self.session, self._closing_since)
 
     async def flush(self) -> None:
-        """Wait until every point logged so far is delivered or has failed for good, then save the
-        parameters.
+        """Store the tables ``log_row`` grew, wait until every point logged so far is delivered or
+        has failed for good, then save the parameters, tags and artifacts.
 
         Raises:
             RunNotOpenError: the run is not open (``RunClosedError``: it was closed).
-            BackendError: the parameters could not be saved.
+            BackendError: the parameters or a table could not be saved.
         """
-        self._life.require_open("flush")
+        await self._artifacts.write_rows(self._artifact_parts("flush"))
         assert self._engine is not None and self._backend is not None
         await self._engine.flush()
         await self._backend.save_run(_record.snapshot(self._record))
@@ -354,11 +358,38 @@ class Run:
         """
         await self._queue.put_items_async(self._intake.items(metrics, step, timestamp))
 
+    @caller_thread(via="_intake")
+    async def log_list(self, name: str, values: Any) -> None:
+        """Queue a whole vector (a list or a 1-d numpy array) as metric ``name`` at steps 0 to n-1, in
+        one call on the path ``log_metrics`` takes: a per-epoch curve, a learning-rate schedule.
+
+        Raises:
+            TypeError, ValueError: a bad name, values that are not a non-empty 1-d list or array of
+                numbers, or more than 2**31 of them.
+            RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
+            QueueFullError: the queue is full and the policy is ``"raise"``.
+        """
+        await self._queue.put_items_async(self._intake.list_items(name, values))
+
     # -- artifacts --------------------------------------------------------------------------------
     # Files, charts and tables: stored in S3 (SageMaker) or under the local store, and recorded as the
     # run's input or output artifacts, which are saved with the run on flush() and on exit. Each
     # upload is awaited I/O on the event loop (blocking work in worker threads): logged metrics keep
     # flowing while it runs.
+
+    def log_row(self, name: str, **columns: Any) -> None:
+        """Append a row to table ``name``, which grows during the run: ``run.log_row("val", epoch=3,
+        loss=0.21)``. No I/O happens here: the table is stored as ``log_table`` stores tables (an
+        output artifact named ``name``, previewed by ``sagerun table``) on ``flush()`` and at close.
+        Columns may differ between rows; a missing cell is ``null``.
+
+        Raises:
+            TypeError, ValueError: ``name`` is not a str, no column is given, or a cell is not a str,
+                number, bool, date or ``None``.
+            RunNotOpenError: the run is not open.
+        """
+        self._life.require_open("log_row")
+        self._artifacts.rows.add(name, columns)
 
     def _artifact_parts(self, call: str) -> RunParts:
         self._life.require_open(call)
@@ -454,6 +485,21 @@ class Run:
         return await self._artifacts.log_chart(
             self._artifact_parts("log_precision_recall"), charts.PRECISION_RECALL_CURVE, title, is_output,
             lambda: charts.precision_recall_document(y_true, predicted_probabilities, positive_label, title, no_skill))
+
+    async def log_image(self, name: str, path: str | None = None, figure: Any = None) -> str:
+        """Store an image as the output artifact ``name`` with its media type, and return its URI:
+        a PNG or JPEG file (``path``), or a matplotlib figure (``figure``), drawn to PNG in memory
+        off the event loop. Stored where ``log_file`` stores files.
+
+        Raises:
+            ValueError: both or neither of ``path`` and ``figure``, a file that is not a PNG or JPEG
+                (by its first bytes), a missing file, a bad name, or no slot left.
+            TypeError: ``figure`` is not a matplotlib figure.
+            RuntimeError: a figure is given without matplotlib installed (``sagerun[charts]``).
+            RunNotOpenError: the run is not open.
+            BackendError: the image could not be stored.
+        """
+        return await self._artifacts.log_image(self._artifact_parts("log_image"), name, path, figure)
 
     async def log_table(self, name: str, data: Any) -> str:
         """Store ``data`` (a pandas DataFrame, a dict of equal-length columns, or a list of row dicts)

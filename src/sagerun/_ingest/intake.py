@@ -62,7 +62,22 @@ class MetricIntake:
         (``Run.log_metrics``); all are checked before any is queued."""
         self.queue.put_items(self.items(metrics, step, timestamp))
 
+    def log_list(self, name: str, values: Any) -> None:
+        """Queue a whole vector at steps 0 to n-1, from the caller's thread (``Run.log_list``)."""
+        self.queue.put_items(self.list_items(name, values))
+
     # -- checking and making points --------------------------------------------------------------
+
+    def list_items(self, name: str, values: Any) -> list[Item]:
+        """The checked points of ``log_list``: ``values`` at steps 0 to n-1, as one block."""
+        if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+            raise TypeError(f"metric {name!r}: values must be a list or a 1-d array of numbers; "
+                            f"got {type(values).__name__}")
+        array = metric_values(name, values)
+        if not len(array):
+            raise ValueError(f"metric {name!r}: values is empty: there is nothing to log")
+        return self.items({name: array}, np.arange(len(array)), None)
+
 
     def point(self, name: str, value: object, step: object, timestamp: object) -> Point | None:
         """Check one point at the caller; ``None`` for a value SageMaker cannot take (counted)."""

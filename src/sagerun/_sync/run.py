@@ -116,12 +116,12 @@ class Run:
         _portal.leave(self, exc_type, exc, tb)
 
     def flush(self) -> None:
-        """Wait until every point logged so far is delivered or has failed for good, then save the
-        parameters.
+        """Store the tables ``log_row`` grew, wait until every point logged so far is delivered or
+        has failed for good, then save the parameters, tags and artifacts.
 
         Raises:
             RunNotOpenError: the run is not open (``RunClosedError``: it was closed).
-            BackendError: the parameters could not be saved.
+            BackendError: the parameters or a table could not be saved.
         """
         _portal.call(self._async.flush)
 
@@ -243,6 +243,31 @@ class Run:
         """
         self._async._intake.log_metrics(metrics=metrics, step=step, timestamp=timestamp)
 
+    def log_list(self, name: str, values: Any) -> None:
+        """Queue a whole vector (a list or a 1-d numpy array) as metric ``name`` at steps 0 to n-1, in
+        one call on the path ``log_metrics`` takes: a per-epoch curve, a learning-rate schedule.
+
+        Raises:
+            TypeError, ValueError: a bad name, values that are not a non-empty 1-d list or array of
+                numbers, or more than 2**31 of them.
+            RunClosedError: the run is closed (ForkedRunError: it was opened in a parent process).
+            QueueFullError: the queue is full and the policy is ``"raise"``.
+        """
+        self._async._intake.log_list(name=name, values=values)
+
+    def log_row(self, name: str, **columns: Any) -> None:
+        """Append a row to table ``name``, which grows during the run: ``run.log_row("val", epoch=3,
+        loss=0.21)``. No I/O happens here: the table is stored as ``log_table`` stores tables (an
+        output artifact named ``name``, previewed by ``sagerun table``) on ``flush()`` and at close.
+        Columns may differ between rows; a missing cell is ``null``.
+
+        Raises:
+            TypeError, ValueError: ``name`` is not a str, no column is given, or a cell is not a str,
+                number, bool, date or ``None``.
+            RunNotOpenError: the run is not open.
+        """
+        self._async.log_row(name=name, **columns)
+
     def log_artifact(self, name: str, value: str, media_type: str | None = None, is_output: bool = True) -> None:
         """Record ``value`` (an S3 URI, a path, any text) as an output artifact of the run, or an input
         with ``is_output=False``; a later value of the same name replaces it. No I/O happens here: it
@@ -348,6 +373,21 @@ class Run:
             no_skill=no_skill,
         )
 
+    def log_image(self, name: str, path: str | None = None, figure: Any = None) -> str:
+        """Store an image as the output artifact ``name`` with its media type, and return its URI:
+        a PNG or JPEG file (``path``), or a matplotlib figure (``figure``), drawn to PNG in memory
+        off the event loop. Stored where ``log_file`` stores files.
+
+        Raises:
+            ValueError: both or neither of ``path`` and ``figure``, a file that is not a PNG or JPEG
+                (by its first bytes), a missing file, a bad name, or no slot left.
+            TypeError: ``figure`` is not a matplotlib figure.
+            RuntimeError: a figure is given without matplotlib installed (``sagerun[charts]``).
+            RunNotOpenError: the run is not open.
+            BackendError: the image could not be stored.
+        """
+        return _portal.call(self._async.log_image, name=name, path=path, figure=figure)
+
     def log_table(self, name: str, data: Any) -> str:
         """Store ``data`` (a pandas DataFrame, a dict of equal-length columns, or a list of row dicts)
         as a JSON table document and record it as an output artifact named ``name``; return its URI.
@@ -363,4 +403,4 @@ class Run:
         return _portal.call(self._async.log_table, name=name, data=data)
 
 
-_twins.pair_classes(_async_run.Run, Run, {"log_metric": "_intake", "log_metrics": "_intake"})
+_twins.pair_classes(_async_run.Run, Run, {"log_metric": "_intake", "log_metrics": "_intake", "log_list": "_intake"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -131,6 +132,32 @@ class RunArtifacts:
             return await self.log_file(parts, readable, name, media_type, True)
         stored = await self._store_rendered(parts, name, lambda: images.figure_png(figure), ".png", images.PNG, True)
         return stored.uri
+
+    async def log_code(self, parts: RunParts, path: Any, max_bytes: int) -> str:
+        """Archive the folder ``path`` (see ``code``) and store it as the input artifact ``code``;
+        inside a SageMaker training job with a source archive, record that archive's URI instead.
+
+        Raises:
+            TypeError: ``path`` is not a str or path, or ``max_bytes`` not a positive int.
+            ValueError: ``path`` is not a folder, or its files pass ``max_bytes`` (CodeTooLargeError).
+            BackendError: the archive could not be stored.
+        """
+        from .._model.environment import detect_job
+        from . import code
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or path; got {type(path).__name__}")
+        if type(max_bytes) is not int or max_bytes < 1:
+            raise TypeError(f"max_bytes must be a positive int; got {max_bytes!r}")
+        submitted = code.submitted_source() if detect_job() is not None else None
+        if submitted is not None:
+            self.log_artifact(parts.record, "code", submitted, code.MEDIA_TYPE, False)
+            return submitted
+        archive = await anyio.to_thread.run_sync(code.archive, os.fspath(path), max_bytes)
+        try:
+            return await self.log_file(parts, archive, "code", code.MEDIA_TYPE, False)
+        finally:
+            await anyio.to_thread.run_sync(shutil.rmtree, os.path.dirname(archive), True)
 
     async def _store_rendered(self, parts: RunParts, name: str, render: Callable[[], bytes], extension: str,
                               media_type: str, is_output: bool) -> StoredObject:

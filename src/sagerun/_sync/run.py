@@ -388,6 +388,23 @@ class Run:
         """
         return _portal.call(self._async.log_image, name=name, path=path, figure=figure)
 
+    def log_code(self, path: str = ".", *, max_bytes: int = 50 * 2**20) -> str:
+        """Archive the source folder ``path`` as ``code.tar.gz`` and store it as the input artifact
+        ``code``; return its URI. What ``.gitignore`` files and a top-level ``.sagerunignore``
+        ignore is left out, and so are ``.git`` and files that look like secrets (``.env``,
+        ``*.pem``, ``id_rsa*``, ``credentials``, ``*.key``), whatever the ignore files say. Inside a
+        SageMaker training job whose source the SDK uploaded (``sagemaker_submit_directory``), that
+        archive's S3 URI is recorded instead, and nothing is uploaded.
+
+        Raises:
+            TypeError: ``path`` is not a str or path, or ``max_bytes`` not a positive int.
+            ValueError: ``path`` is not a folder, or its files add up to more than ``max_bytes``
+                (``CodeTooLargeError``, naming the largest files).
+            RunNotOpenError: the run is not open.
+            BackendError: the archive could not be stored.
+        """
+        return _portal.call(self._async.log_code, path=path, max_bytes=max_bytes)
+
     def log_table(self, name: str, data: Any) -> str:
         """Store ``data`` (a pandas DataFrame, a dict of equal-length columns, or a list of row dicts)
         as a JSON table document and record it as an output artifact named ``name``; return its URI.

@@ -11,6 +11,7 @@ import time
 from typing import Any, Mapping
 
 
+from .._artifacts import console
 from .._artifacts.state import RunArtifacts, RunParts
 from .._ingest.engine import Engine, start_engine
 from .._ingest.intake import MetricIntake
@@ -161,10 +162,12 @@ class Run:
             record = await _record.open_record(backend, self._record)
             self._record, self._backend = record, backend
             stack.push_async_callback(self._save_final)
-            # Run before the final save, so that the record it saves holds the tables.
-            stack.push_async_callback(lambda: self._artifacts.close_rows(
-                RunParts(self._record, backend, self.session, stack),
-                self._closing_since + self.session.close_timeout - _record.final_save_reserve(self.session)))
+            # Both run before the final save, so that the record it saves holds the tables and the log.
+            parts = RunParts(self._record, backend, self.session, stack)
+            if self.session.capture_console:
+                console.arm(stack, lambda path: self._artifacts.log_file(parts, path, console.ARTIFACT, "text/plain",
+                                                                         True), self._artifacts_deadline)
+            stack.push_async_callback(lambda: self._artifacts.close_rows(parts, self._artifacts_deadline()))
             _container.arm(stack, lambda: RunParts(self._record, backend, self.session, stack), self._artifacts)
             # The metrics get close_timeout but for its end, which the final save keeps.
             metrics_session = dataclasses.replace(
@@ -193,6 +196,10 @@ class Run:
         await self._stack.aclose()
         if self._terminated:
             raise Terminated() from exc  # the process ends with 143, as SIGTERM would have ended it
+
+    def _artifacts_deadline(self) -> float:
+        """When what is stored at close must be stored by: the final save keeps the end of close_timeout."""
+        return self._closing_since + self.session.close_timeout - _record.final_save_reserve(self.session)
 
     async def _save_final(self) -> None:
         assert self._backend is not None

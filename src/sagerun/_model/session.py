@@ -64,6 +64,10 @@ class Session:
     training process; ``"inline"``, the run's own event loop. The process is used for SageMaker
     runs with the ``http`` metrics client and for MLflow runs that are not ``durable``, on POSIX;
     others send inline."""
+    capture_console: bool = False
+    """Tee the script's ``sys.stdout``, ``sys.stderr`` and sagerun's log into a file while a run is
+    open, stored at close as its output artifact ``logs`` (``SAGERUN_CAPTURE_CONSOLE=1``). Writes
+    reach the file from a thread of their own, not from the caller."""
     durable: bool = False
     """Write every point to the local store's spool before sending it, and remove it once delivered,
     so that after a crash or ``kill -9`` ``sagerun sync`` delivers what was logged up to the last

@@ -52,6 +52,7 @@ class Row:
     deadline: float = 60.0    # seconds any one logging loop may run
     queue: int = 0            # sagerun's queue_capacity (0: room for the whole workload)
     sender: str = ""          # sagerun's Session.sender ("": its default, the sender process)
+    system: bool = False      # sagerun's Session(system_metrics=True), sampled every second
     timeout: int = ROW_TIMEOUT
     result: dict = field(default_factory=dict)
 
@@ -113,6 +114,9 @@ def rows(quick: bool, mlflow_points: int) -> list[Row]:
     table += [Row(f"sagerun {v}", "sagerun_run.py", variant=v, **train) for v in ("async", "sync", "numpy")]
     table += [Row(f"sagerun {v}, inline sender", "sagerun_run.py", variant=v, sender="inline", **train)
               for v in ("async", "sync")]
+    # Issue 15: sampled ten times as often as the default, so that a run of seconds holds samples.
+    table += [Row(f"sagerun {v}, system metrics", "sagerun_run.py", variant=v, system=True, **train)
+              for v in ("sync", "numpy")]
     table += [Row("MLflow 3.x async", "mlflow_async.py", mlf, **{**train, "deadline": 3}, sink="local")]
     # Short runs one after the other: what opening and closing a run costs. MLflow's ~1 s a run is bounded.
     runs = {"workload": "runs", "steps": 10 if quick else 100}
@@ -143,6 +147,8 @@ def run_row(row: Row, fakes: dict[int, str], moto: str, server: Any = None) -> N
         cmd += ["--queue", str(row.queue)]
     if row.sender:
         cmd += ["--sender", row.sender]
+    if row.system:
+        cmd += ["--system-metrics"]
     env = {**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONWARNINGS": "ignore"}
     with tempfile.TemporaryDirectory(prefix="compare-") as store:
         if row.sink in ("local", "mlflow"):
@@ -162,7 +168,8 @@ def run_row(row: Row, fakes: dict[int, str], moto: str, server: Any = None) -> N
     r = json.loads(lines[-1])
     stats = fake_stats(fake)
     if row.sink == "fake":
-        r["delivered"] = stats["points"]
+        r["delivered"] = stats["points"] - stats["system_points"]  # the workload's, as it logged them
+        r["system_points"] = stats["system_points"] or None
         if stats["violations"]:
             r["failed"] = f"fake saw {len(stats['violations'])} invalid requests: {stats['violations'][0]}"
     elif row.sink == "mlflow":
@@ -267,6 +274,12 @@ def targets(table: list[Row]) -> list[tuple[str, str, bool | None]]:
         what = ("training-loop slowdown ≤ 2% at 20 ms, median of 3 rounds "
                 f"(sagerun {variant}, {rate or 0:,.0f} points/s logged)")
         check(what, slow, 2, True, "{:+.1f}%")
+    for variant in ("sync", "numpy"):
+        slow, base = get(f"sagerun {variant}, system metrics", "slowdown_pct", "train"), \
+            get(f"sagerun {variant}", "slowdown_pct", "train")
+        check(f"system metrics every 1 s add ≤ 1 point of slowdown (sagerun {variant}, "
+              f"{get(f'sagerun {variant}, system metrics', 'system_points', 'train') or 0} points sampled)",
+              slow - base if slow is not None and base is not None else None, 1, True, "{:+.1f}")
     for variant in ("async", "sync"):
         check(f"CPU per delivered point at 0 ms ≤ 35 µs, sender process's counted (sagerun {variant})",
               get(f"sagerun {variant}", "cpu_s_per_m", where="fake 0 ms"), 35, True, "{:.1f} µs")

@@ -234,6 +234,7 @@ class MetricsFake(ThreadedServer):
         """Forget everything recorded; restore the constructor's faults and seed."""
         with self._lock:
             self._points: list[Point] = []
+            self._system_points = 0
             self._requests = 0
             self._violations: list[str] = []
             self._fault_counts: dict[str, int] = {}
@@ -267,6 +268,7 @@ class MetricsFake(ThreadedServer):
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {"requests": self._requests, "points": len(self._points), "distinct_points": len(set(self._points)),
+                    "system_points": self._system_points,
                     "violations": list(self._violations), "faults": dict(self._fault_counts)}
 
     async def serve(self, started: Callable[[str], object] = lambda url: None) -> None:
@@ -331,6 +333,7 @@ class MetricsFake(ThreadedServer):
                         else:
                             recorded.append(point)
                     self._points.extend(recorded)
+                    self._system_points += sum(1 for p in recorded if p[1].startswith("system/"))
             if kind:
                 self._count(kind)
 

@@ -18,6 +18,7 @@ CASES = {
     "sync_script.py": ("iris/sgd-classifier", {"val:accuracy": 50, "schedule:lr": 1000}, "1100 points delivered"),
     "sagemaker_job_entry.py": ("churn/local-try", {"train:loss": 10}, "churn/local-try: final loss"),
     "recommender_top_n.py": ("recommender/als-top5", {"train:rmse": 10}, "8 of 1,000 rows"),
+    "cross_validation.py": ("digits/logreg-cv", {"cv:accuracy-mean": 1}, "4 folds, mean accuracy"),
     "multiprocess_ranks.py": ("ddp-demo/four-ranks", {f"rank{r}:loss": 500 for r in range(4)}, "4 ranks logged 2004"),
 }
 

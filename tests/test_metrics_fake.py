@@ -108,10 +108,10 @@ async def test_control_endpoints_over_http(metrics_fake: MetricsFake) -> None:
             assert [p["name"] for p in orjson.loads(await r.read())] == ["m0"]
         async with http.get("/_fake/stats") as r:
             assert orjson.loads(await r.read()) == {
-                "requests": 2, "points": 1, "distinct_points": 1, "violations": [], "faults": {"503": 1}}
+                "requests": 2, "points": 1, "distinct_points": 1, "system_points": 0, "violations": [], "faults": {"503": 1}}
         async with http.post("/_fake/reset") as r:
             assert r.status == 200
-    assert metrics_fake.stats == {"requests": 0, "points": 0, "distinct_points": 0, "violations": [], "faults": {}}
+    assert metrics_fake.stats == {"requests": 0, "points": 0, "distinct_points": 0, "system_points": 0, "violations": [], "faults": {}}
 
 
 @pytest.mark.asyncio

@@ -121,7 +121,7 @@ def test_the_local_store_keeps_the_tree_and_the_cli_shows_it(local_session, tmp_
     assert shown["parent"] == "cv-xgb" and shown["metric_count"] == 1
     shown = json.loads(subprocess.run([sys.executable, "-m", "sagerun", "show", "cv/xgb", "--json", "--store", store],
                                       capture_output=True, text=True, check=True).stdout)
-    assert shown["tags"] == {"data": "v4"}
+    assert shown["tags"] == {"data": "v4"} and shown["children"] == ["cv/xgb-fold-0", "cv/xgb-fold-1"]
 
 
 def test_a_store_of_the_version_before_gains_the_parent_column(tmp_path):

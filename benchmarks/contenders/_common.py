@@ -61,6 +61,7 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--mlflow", help="URL of an MLflow tracking server to log to")
     parser.add_argument("--variant", default="", help="contender-specific choice, e.g. the sagerun API")
     parser.add_argument("--sender", default="process", help="sagerun's Session.sender")
+    parser.add_argument("--system-metrics", action="store_true", help="sagerun's Session(system_metrics=True)")
     parser.add_argument("--queue", type=int, default=0,
                         help="sagerun's queue_capacity; 0: room for the whole workload")
     return parser.parse_args()

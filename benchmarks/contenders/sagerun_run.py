@@ -34,7 +34,7 @@ def session(args) -> sagerun.Session:
         return sagerun.Session(backend="local", store=args.store, queue_capacity=capacity, close_timeout=600)
     return sagerun.Session(backend="sagemaker", region="us-east-1", endpoint_url=args.moto,
                            metrics_endpoint_url=args.fake, queue_capacity=capacity, close_timeout=600,
-                           sender=args.sender)
+                           sender=args.sender, system_metrics=args.system_metrics, system_metrics_interval=1.0)
 
 
 def stored(args) -> int | None:

@@ -14,21 +14,23 @@ from ._model.errors import (
     RunClosedError, RunNotOpenError, RunStateError, SagerunError, TransportError,
 )
 from ._ingest.stats import IngestStats
+from ._model.registry import ModelVersion
 from ._model.session import Session
 
 if TYPE_CHECKING:
     from ._async.experiment import Experiment, list_runs, load_run
+    from ._artifacts.code import CodeTooLargeError
     from ._async.run import Run
 
 # Imported on first use: every module of the package imports this one first, and the run's sender
 # process (``python -m sagerun._ingest.sender``) must not pay for the API, numpy and botocore.
 _LAZY = {"Run": "._async.run", "Experiment": "._async.experiment", "list_runs": "._async.experiment",
-         "load_run": "._async.experiment"}
+         "load_run": "._async.experiment", "CodeTooLargeError": "._artifacts.code"}
 
 __all__ = [
-    "BackendError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError", "IngestStats",
-    "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError", "RunNotOpenError", "RunStateError",
-    "SagerunError", "Session", "TransportError", "list_runs", "load_run",
+    "BackendError", "CodeTooLargeError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError",
+    "IngestStats", "ModelVersion", "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError",
+    "RunNotOpenError", "RunStateError", "SagerunError", "Session", "TransportError", "list_runs", "load_run",
 ]
 
 

@@ -7,7 +7,7 @@ and run it on one background event-loop thread per process, started on first use
 interpreter exit after closing the runs left open. ``log_metric`` and ``log_metrics`` never cross
 to that thread: they check and queue the points on the caller's thread.
 
-Everything else that ``sagerun`` exports (``Session``, the errors, ``IngestStats``) is the same
+Everything else that ``sagerun`` exports (``Session``, the errors, ``IngestStats``, ``ModelVersion``) is the same
 object here.
 """
 
@@ -15,12 +15,14 @@ from ._model.errors import (
     BackendError, EngineStoppedError, EngineThreadError, ForkedRunError, QueueFullError, RunAlreadyEnteredError,
     RunClosedError, RunNotOpenError, RunStateError, SagerunError, TransportError,
 )
+from ._artifacts.code import CodeTooLargeError
 from ._ingest.stats import IngestStats
+from ._model.registry import ModelVersion
 from ._model.session import Session
 from ._sync import Experiment, Run, list_runs, load_run
 
 __all__ = [
-    "BackendError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError", "IngestStats",
-    "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError", "RunNotOpenError", "RunStateError",
-    "SagerunError", "Session", "TransportError", "list_runs", "load_run",
+    "BackendError", "CodeTooLargeError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError",
+    "IngestStats", "ModelVersion", "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError",
+    "RunNotOpenError", "RunStateError", "SagerunError", "Session", "TransportError", "list_runs", "load_run",
 ]

@@ -18,7 +18,7 @@ import logging
 import re
 from typing import Any
 
-from ..backends.aws import call_with_retries
+from ..backends.aws import call_with_retries, short_error
 from .clients import AwsClients
 from .storage import StoredObject
 
@@ -50,7 +50,7 @@ class Lineage:
         except Exception as exc:
             logger.info("sagerun: no lineage artifact for %s %r of %s (the run's %s artifacts still list it): %s",
                         artifact_type, name, self.trial_component_name, "output" if is_output else "input",
-                        _short(exc))
+                        short_error(exc))
             return None
 
     async def _link(self, name: str, artifact_type: str, stored: StoredObject, is_output: bool) -> str:
@@ -78,8 +78,3 @@ class Lineage:
                                 deadline=deadline, **edge)
         return artifact_arn
 
-
-def _short(exc: BaseException) -> str:
-    # moto answers these calls with a whole HTML error page; one line is enough for a log.
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

@@ -21,6 +21,7 @@ from .._model.answers import DeadLetter
 from .._model.checks import check_parameter
 from .._model.naming import check_name, generate_run_name, run_group_name, trial_component_name
 from .._model.records import RunRecord
+from .._model.registry import ModelVersion, check_model_request
 from .._model.session import Session
 from .._model.tags import check_tag, check_tags, merged
 from ..backends import backend_name, make_backend
@@ -524,6 +525,32 @@ class Run:
             BackendError: the archive could not be stored.
         """
         return await self._artifacts.log_code(self._artifact_parts("log_code"), path, max_bytes)
+
+    async def register_model(self, model_package_group: str, model_data: Any, *, description: str | None = None,
+                             image_uri: str | None = None, approval_status: str = "PendingManualApproval",
+                             tags: Any = None) -> ModelVersion:
+        """Register a new version of the model ``model_package_group`` from this run, and return it.
+
+        ``model_data`` is an ``s3://`` URI, or a local file or folder, stored with the run's files
+        (a folder as ``<group>.tar.gz``); the run records it as the output artifact
+        ``model:<group>``. On SageMaker the model package group is created when missing, and the
+        version (a model package) names the run in its customer metadata and, where the API
+        allows, in lineage; with ``image_uri`` it gets an inference specification and can be
+        deployed. On MLflow it is a version of the registered model of that name, with the run's
+        id; in the local store, a row that ``sagerun models`` lists.
+
+        Raises:
+            TypeError, ValueError: a group name SageMaker would refuse (1 to 63 letters, digits
+                and hyphens), ``model_data`` neither an ``s3://`` URI nor an existing path, an
+                ``approval_status`` other than ``PendingManualApproval``, ``Approved`` or
+                ``Rejected``, a bad tag, or no output artifact slot left; all before any upload.
+            RunNotOpenError: the run is not open.
+            BackendError: the files could not be stored, or the registry refused the version.
+        """
+        from .._artifacts.registry import register_model
+
+        request = check_model_request(model_package_group, model_data, description, image_uri, approval_status, tags)
+        return await register_model(self._artifacts, self._artifact_parts("register_model"), request)
 
     async def log_table(self, name: str, data: Any) -> str:
         """Store ``data`` (a pandas DataFrame, a dict of equal-length columns, or a list of row dicts)

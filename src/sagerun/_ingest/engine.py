@@ -5,6 +5,7 @@ process, or the inline drain), what durable mode journals, and where failed poin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from typing import Sequence, Union
@@ -19,6 +20,7 @@ from .batcher import Batcher
 from .forwarder import Forwarder
 from .overflow import Overflow
 from .queue import PointQueue
+from .system import SystemMetrics, close_share
 
 logger = logging.getLogger("sagerun")
 
@@ -55,9 +57,14 @@ async def start_engine(stack: contextlib.AsyncExitStack, queue: PointQueue, back
     target = backend.metrics_target() if session.sender == "process" and journal is None else None
     drain: Engine
     if target is None or os.name != "posix":
-        drain = Batcher(queue, backend, trial_component_name, session, dead_letter, journal, overflow=overflow,
-                        kept_in=kept_in)
-    else:
-        drain = Forwarder(queue, backend, target, trial_component_name, session, dead_letter, overflow=overflow,
-                          kept_in=kept_in)
-    return await stack.enter_async_context(drain)
+        # The system metrics close first, within their share of close_timeout (the sender's own do too).
+        shared = dataclasses.replace(session, close_timeout=session.close_timeout - close_share(session)) \
+            if session.system_metrics else session
+        drain = await stack.enter_async_context(Batcher(queue, backend, trial_component_name, shared, dead_letter,
+                                                        journal, overflow=overflow, kept_in=kept_in))
+        if session.system_metrics:
+            await stack.enter_async_context(SystemMetrics(backend, trial_component_name, session, dead_letter,
+                                                          os.getpid()))
+        return drain
+    return await stack.enter_async_context(Forwarder(queue, backend, target, trial_component_name, session,
+                                                     dead_letter, overflow=overflow, kept_in=kept_in))

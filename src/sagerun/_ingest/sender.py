@@ -12,6 +12,7 @@ delivers what it holds and keeps what it cannot deliver in the local store's spo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -38,6 +39,7 @@ from .messages import Close, Closed, Credentials, Dead, Flush, Flushed, Log, Mes
 from .._model.points import Point
 from .queue import PointQueue
 from .spill import Spill
+from .system import SystemMetrics, close_share
 
 logger = logging.getLogger("sagerun")
 
@@ -151,13 +153,20 @@ class Sender:
         try:
             async with Batcher(self.queue, self.sink, self.trial_component_name, self.session,
                                self.outbox.dead_letter, report=False) as batcher:
-                await self._send(Ready())
-                async with anyio.create_task_group() as tasks:
-                    tasks.start_soon(self._report_every_interval, batcher)
-                    if self.spill is not None:
-                        tasks.start_soon(self.spill.feed)
-                    close_in = await self._read(batcher, tasks)
-                    tasks.cancel_scope.cancel()
+                async with contextlib.AsyncExitStack() as system:
+                    if self.session.system_metrics:  # the training process is this one's parent
+                        await system.enter_async_context(SystemMetrics(
+                            self.sink, self.trial_component_name, self.session, self.outbox.dead_letter,
+                            os.getppid(), exclude=os.getpid()))
+                    await self._send(Ready())
+                    async with anyio.create_task_group() as tasks:
+                        tasks.start_soon(self._report_every_interval, batcher)
+                        if self.spill is not None:
+                            tasks.start_soon(self.spill.feed)
+                        close_in = await self._read(batcher, tasks)
+                        tasks.cancel_scope.cancel()
+                if self.session.system_metrics:
+                    close_in = max(0.0, close_in - close_share(self.session))
                 # The parent flushed before it asked to close: what is still here is what the rest of
                 # its close_timeout may deliver; the batcher hands the remainder to the dead letters.
                 batcher.session = dataclasses.replace(self.session, close_timeout=close_in)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from typing import Any, Literal, get_args
 
@@ -68,6 +69,14 @@ class Session:
     """Tee the script's ``sys.stdout``, ``sys.stderr`` and sagerun's log into a file while a run is
     open, stored at close as its output artifact ``logs`` (``SAGERUN_CAPTURE_CONSOLE=1``). Writes
     reach the file from a thread of their own, not from the caller."""
+    system_metrics: bool = False
+    """Sample CPU, memory, disk and network use, the training process tree's RSS and CPU, and each
+    NVIDIA GPU's utilisation, memory, power and temperature (with nvidia-ml-py) every
+    ``system_metrics_interval`` seconds, as metrics of the run named ``system/…``
+    (``SAGERUN_SYSTEM_METRICS=1``). They are read where metrics are sent from: the sender process,
+    or a worker thread of the run's event loop. Needs psutil: ``pip install 'sagerun[system]'``."""
+    system_metrics_interval: float = 10.0
+    """Seconds between two samples of the system metrics."""
     durable: bool = False
     """Write every point to the local store's spool before sending it, and remove it once delivered,
     so that after a crash or ``kill -9`` ``sagerun sync`` delivers what was logged up to the last
@@ -114,6 +123,11 @@ class Session:
             raise ValueError(f"sender must be 'process' or 'inline'; got {self.sender!r}")
         if self.full_policy not in _POLICIES:
             raise ValueError(f"full_policy must be one of {', '.join(_POLICIES)}; got {self.full_policy!r}")
+        if self.system_metrics and importlib.util.find_spec("psutil") is None:
+            raise RuntimeError("system_metrics=True needs psutil: pip install 'sagerun[system]'")
+        if not isinstance(self.system_metrics_interval, (int, float)) or self.system_metrics_interval < 0.1:
+            raise ValueError(f"system_metrics_interval must be a number of seconds >= 0.1; "
+                             f"got {self.system_metrics_interval!r}")
         for name in ("queue_capacity", "initial_in_flight", "max_in_flight"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

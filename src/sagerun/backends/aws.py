@@ -116,3 +116,9 @@ async def call_with_retries(session: Session, method: Callable[..., Awaitable[T]
         if isinstance(cause, botocore.exceptions.ClientError):
             raise cause from None
         raise
+
+
+def short_error(exc: BaseException) -> str:
+    """``exc`` in one line for a log: moto answers the calls it lacks with a whole HTML page."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from .._model.answers import ItemError
 from .._model.points import Point
 from .._model.records import RunRecord
+from .._model.registry import ModelRequest, ModelVersion
 from .._model.sink import MetricsTarget
 
 class Backend(abc.ABC):
@@ -137,3 +138,17 @@ class Backend(abc.ABC):
             NotImplementedError: this backend cannot delete experiments.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot delete experiments")
+
+    # -- the model registry (run.register_model) ----------------------------------------------------
+
+    async def register_model(self, record: RunRecord, request: ModelRequest, model_data: str) -> ModelVersion:
+        """Register a new version of the model ``request`` names, whose files are at ``model_data``
+        (a URI), in the registry of this backend, linked to the run of ``record``; create the group
+        or registered model when it is missing.
+
+        Raises:
+            BackendError: the registry refused or could not be reached (the message says what to do).
+            NotImplementedError: this backend has no model registry.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no model registry")
+

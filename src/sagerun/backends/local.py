@@ -19,11 +19,12 @@ import anyio.to_thread
 from .._model.errors import BackendError, TransportError
 from .._model.points import Point
 from .._model.session import Session
-from ..store import db, queries, records
+from ..store import db, models, queries, records
 from ..store.metrics import MetricWriter
 from .base import Backend
 from .._model.answers import ItemError
 from .._model.records import RunRecord
+from .._model.registry import ModelRequest, ModelVersion
 
 T = TypeVar("T")
 
@@ -105,6 +106,14 @@ class LocalBackend(Backend):
                                "call open_run(record) first") from None
 
     # -- finding runs and experiments again (load_run, list_runs, Experiment) -----------------------
+
+    async def register_model(self, record: RunRecord, request: ModelRequest, model_data: str) -> ModelVersion:
+        try:
+            return await self._thread(models.add_model, self._connection(), request, model_data,
+                                      record.trial_component_name)
+        except sqlite3.Error as exc:
+            raise BackendError(f"could not register model {request.group!r} in the local store {self.store_path}: "
+                               f"{exc}") from exc
 
     async def list_runs(self, experiment_name: str, *, created_after: datetime.datetime | None = None,
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",

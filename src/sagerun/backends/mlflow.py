@@ -24,6 +24,7 @@ import anyio
 from .._model.answers import ItemError
 from .._model.errors import BackendError, TransportError
 from .._model.points import Point
+from .._model.registry import EXPERIMENT_KEY, ModelRequest, ModelVersion
 from .._model.records import Artifact, ParameterValue, RunRecord
 from .._model.retry import retry_call
 from .._model.session import Session
@@ -254,6 +255,30 @@ class MlflowBackend(Backend):
         except (MlflowError, TransportError) as exc:
             raise self._fail(f"list table {path!r} in run {run_id}", exc) from exc
         sent_tags[LOGGED_ARTIFACTS_TAG] = value
+
+    async def register_model(self, record: RunRecord, request: ModelRequest, model_data: str) -> ModelVersion:
+        """A version of the registered model ``request.group`` (created when missing) from the run;
+        the approval status, the image and the run's experiment are tags of the version."""
+        run_id = record.trial_component_name
+        tags = [{"key": tag["Key"], "value": tag["Value"]} for tag in request.tags]
+        extra = {"approval_status": request.approval_status, EXPERIMENT_KEY: record.experiment_name}
+        if request.image_uri:
+            extra["image_uri"] = request.image_uri
+        body: dict[str, Any] = {"name": request.group, "source": model_data, "run_id": run_id,
+                                "tags": tags + [{"key": k, "value": v} for k, v in extra.items()]}
+        if request.description:
+            body["description"] = request.description
+        try:
+            try:
+                await self._call("POST", "registered-models/create", {"name": request.group, "tags": tags})
+            except MlflowError as exc:
+                if exc.code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            version = int((await self._call("POST", "model-versions/create", body))["model_version"]["version"])
+        except (MlflowError, TransportError) as exc:
+            raise self._fail(f"register model {request.group!r} from run {run_id}", exc) from exc
+        return ModelVersion(request.group, version, f"models:/{request.group}/{version}", model_data,
+                            request.approval_status, run_id)
 
     async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
         return await log_metrics(self.rest, trial_component_name, points)

@@ -23,6 +23,7 @@ from .aws import as_transport_error, boto_session, call_with_retries, error_code
 from .base import Backend
 from .._model.answers import ItemError
 from .._model.records import Artifact, RunRecord
+from .._model.registry import ModelRequest, ModelVersion
 from .._model.sink import MetricsTarget
 from .metrics_http import BATCH_LIMIT, MetricsHTTP
 
@@ -183,6 +184,19 @@ class SageMakerBackend(Backend):
         if new:
             await self._call(self._sagemaker.add_tags, ResourceArn=arn, Tags=new)
             self._tagged[record.trial_component_name] = (arn, sent | as_dict(new))
+
+    async def register_model(self, record: RunRecord, request: ModelRequest, model_data: str) -> ModelVersion:
+        from . import sagemaker_registry
+
+        arn = self._tagged.get(record.trial_component_name, ("", {}))[0]
+        try:
+            return await sagemaker_registry.register(self._call, self._sagemaker, record, arn, request, model_data,
+                                                     _not_found)
+        except (botocore.exceptions.ClientError, TransportError) as exc:
+            raise BackendError(
+                f"could not register model {request.group!r} from run {record.trial_component_name!r}: {exc}. Check "
+                f"the IAM permissions (sagemaker:DescribeModelPackageGroup, CreateModelPackageGroup, "
+                f"CreateModelPackage, DescribeModelPackage, AddAssociation)") from exc
 
     async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
         if self._metrics_http is not None:

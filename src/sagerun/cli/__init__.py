@@ -21,10 +21,12 @@ from .._artifacts.preview import DEFAULT_ROWS, DEFAULT_SIZE, artifact_kinds, cha
 from .._model.session import Session
 from .._model.tags import as_dict
 from ..store import queries
+from ..store.models import list_models
 from ..store.records import load_parameters, load_run
 from .common import (Group, duration, echo_json, local_time, make_console, make_table, number, open_store,
                      store_options, store_path)
 from .export import export
+from .models import models
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,6 +99,8 @@ def show(store: str | None, as_json: bool, run: str) -> None:
         info = queries.find_run(conn, run)
         record = load_run(conn, info.id)
         summaries = queries.metric_summaries(conn, info.id)
+        registered = list_models(conn, run=info.trial_component_name)
+        children = [r.ref for r in queries.list_runs(conn, info.experiment) if r.parent == info.trial_component_name]
     artifacts: dict[str, dict[str, dict[str, Any]]] = {}
     for direction, held in (("input", record.input_artifacts), ("output", record.output_artifacts)):
         # What each one is (a chart, a table, a file, a value): read from the first line of local documents.
@@ -104,7 +108,8 @@ def show(store: str | None, as_json: bool, run: str) -> None:
         artifacts[direction] = {name: {**dataclasses.asdict(a), "kind": kinds[name]} for name, a in held.items()}
     if as_json:
         echo_json({**info.as_json(), "tags": as_dict(record.tags), "parameters": record.parameters,
-                   "artifacts": artifacts,
+                   "artifacts": artifacts, "children": children,
+                   "models": [version._asdict() for version in registered],
                    "metrics": [s.as_json() for s in summaries]})
         return
     console = make_console()
@@ -114,6 +119,8 @@ def show(store: str | None, as_json: bool, run: str) -> None:
         console.print(f"status message: {info.status_message}", markup=False)
     if record.parent:
         console.print(f"child of {record.parent}", markup=False)
+    if children:
+        console.print(f"children: {', '.join(children)}", markup=False)
     if record.tags:
         console.print("tags: " + ", ".join(f"{k}={v}" for k, v in as_dict(record.tags).items()), markup=False)
     parameters = make_table("Parameter", "Value", title="Parameters")
@@ -130,6 +137,8 @@ def show(store: str | None, as_json: bool, run: str) -> None:
             for name, artifact in group.items():
                 table.add_row(Text(name), artifact["kind"], Text(artifact["value"]), artifact["media_type"] or "-")
             console.print(table)
+    for version in registered:
+        console.print(f"registered {version.id} ({version.approval_status})", markup=False)
 
 
 @cli.command(short_help="The first rows of a table a run logged.")
@@ -285,6 +294,7 @@ class _ProgressBar:
 
 
 cli.add_command(export)
+cli.add_command(models)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from typing import Iterator
 from .._model.errors import SagerunError
 
 DB_NAME = "sagerun.db"
-SCHEMA_VERSION = 3  # 2: unsaved_runs; 3: runs.parent
+SCHEMA_VERSION = 4  # 2: unsaved_runs; 3: runs.parent; 4: models
 # What takes a store of the version before each key to it; the tables it lacked come from _SCHEMA.
 _UPGRADES = {3: "ALTER TABLE runs ADD COLUMN parent TEXT;"}
 _BUSY_TIMEOUT_MS = 10_000
@@ -99,6 +99,20 @@ CREATE TABLE IF NOT EXISTS spool (
     refused TEXT
 );
 CREATE INDEX IF NOT EXISTS spool_pending ON spool(trial_component_name, id) WHERE refused IS NULL;
+-- Model versions registered from runs (run.register_model), numbered from 1 in each group.
+CREATE TABLE IF NOT EXISTS models (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    trial_component_name TEXT NOT NULL,
+    model_data TEXT NOT NULL,
+    description TEXT,
+    image_uri TEXT,
+    approval_status TEXT NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]',
+    created_time REAL NOT NULL,
+    UNIQUE (name, version)
+);
 CREATE TABLE IF NOT EXISTS unsaved_runs (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id),
     reason TEXT NOT NULL,

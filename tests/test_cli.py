@@ -64,6 +64,7 @@ def test_demo_trains_logs_and_says_how_to_look(tmp_path: Path) -> None:
         f"to the local store {tmp_path / 'sagerun'}/sagerun.db")
     command = lines[2].removeprefix("See it with:  ").split()
     assert command[:2] == ["sagerun", "show"] and len(command) == 3  # the default store: no --store needed
+    assert lines[4].startswith("Browse it:  sagerun ui  (")
 
     shown = orjson.loads(run_cli(*command[1:], "--json", cwd=str(tmp_path), env=NO_HOME).stdout)
     assert shown["status"] == "Completed"
@@ -78,6 +79,7 @@ def test_demo_json_and_an_explicit_store(tmp_path: Path) -> None:
     result = orjson.loads(run_cli("demo", "--epochs", "1", "--store", str(tmp_path / "s"), "--json").stdout)
     assert result["store"] == str(tmp_path / "s") and result["steps"] == 23
     assert result["show"] == f"sagerun show sagerun-demo/{result['run']} --store {tmp_path / 's'}"
+    assert result["ui"] == f"sagerun ui --store {tmp_path / 's'}"
 
 
 def test_runs_lists_runs_in_a_table_and_as_json(store: str) -> None:

@@ -27,6 +27,7 @@ from .common import (Group, duration, echo_json, local_time, make_console, make_
                      store_options, store_path)
 from .export import export
 from .models import models
+from .ui import ui
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,7 +58,8 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
     if store and store != Session.from_env().store_path:
         command += f" --store {path}"
     if as_json:
-        echo_json({**dataclasses.asdict(result), "show": command})
+        echo_json({**dataclasses.asdict(result), "show": command,
+                   "ui": "sagerun ui" + (f" --store {path}" if " --store " in command else "")})
         return
     click.echo(f"Trained a logistic regression on scikit-learn's digits: {epochs} epochs, {result.steps} steps, "
                f"validation accuracy {result.val_accuracy:.3f} ({result.seconds:.1f} s).")
@@ -65,6 +67,8 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
     click.echo(f"See it with:  {command}")
     click.echo(f"Draw its confusion matrix:  {command.replace('show', 'chart', 1)} val-confusion --out confusion.png"
                "  (with pip install 'sagerun[charts]')")
+    browse = "sagerun ui" + (f" --store {path}" if " --store " in command else "")
+    click.echo(f"Browse it:  {browse}  (with pip install 'sagerun[ui]'), then open the URL it prints")
 
 
 @cli.command(short_help="List the runs of the local store.")
@@ -295,6 +299,7 @@ class _ProgressBar:
 
 cli.add_command(export)
 cli.add_command(models)
+cli.add_command(ui)
 
 
 def main() -> None:

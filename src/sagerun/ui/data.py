@@ -1,0 +1,100 @@
+"""UI · what the UI's JSON endpoints answer, read from the local store: the runs, one run, one
+metric's points (cut down to what a chart can show), and where a run's file is.
+
+Each function takes an open connection and returns plain JSON values; the server runs them in a
+worker thread, one connection a request (SQLite connections are cheap, and a UI is read-mostly).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from typing import Any
+
+import numpy as np
+
+from .._artifacts.preview import artifact_kinds
+from .._artifacts.storage import path_of_uri
+from .._model.tags import as_dict
+from ..store import queries
+from ..store.metrics import NO_STEP, read_series
+from ..store.models import list_models
+from ..store.records import load_parameters, load_run
+from .downsample import DEFAULT_BUCKETS, downsample
+
+
+def runs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every run, newest first, with its tags and parameters (the runs page filters and compares)."""
+    tags = {name: as_dict(json.loads(raw)) for name, raw in conn.execute("SELECT trial_component_name, tags FROM runs")}
+    listed = []
+    for info in reversed(queries.list_runs(conn)):
+        listed.append({**info.as_json(), "ref": info.ref, "duration": info.duration,
+                       "tags": tags.get(info.trial_component_name, {}),
+                       "parameters": load_parameters(conn, info.id)})
+    return listed
+
+
+def run(conn: sqlite3.Connection, store_path: str, ref: str) -> dict[str, Any]:
+    """One run: parameters, tags, parent and children, metric summaries, artifacts (each with its
+    kind and, for a file of the store, the URL it downloads from), and the model versions it registered.
+
+    Raises:
+        RunNotFoundError, AmbiguousRunError: ``ref`` names no run, or several.
+    """
+    info = queries.find_run(conn, ref)
+    record = load_run(conn, info.id)
+    artifacts = {}
+    for direction, held in (("input", record.input_artifacts), ("output", record.output_artifacts)):
+        kinds = artifact_kinds(store_path, info.trial_component_name, held)
+        artifacts[direction] = [
+            {"name": name, "value": a.value, "media_type": a.media_type, "kind": kinds[name],
+             "url": _file_url(store_path, info, a.value)} for name, a in held.items()]
+    children = [r.ref for r in queries.list_runs(conn, info.experiment) if r.parent == info.trial_component_name]
+    parent = next((r.ref for r in queries.list_runs(conn, info.experiment)
+                   if record.parent and r.trial_component_name == record.parent), None)
+    return {**info.as_json(), "ref": info.ref, "duration": info.duration, "tags": as_dict(record.tags),
+            "parameters": record.parameters, "parent_ref": parent, "children": children,
+            "metrics": [s.as_json() for s in queries.metric_summaries(conn, info.id)], "artifacts": artifacts,
+            "models": [version._asdict() for version in list_models(conn, run=info.trial_component_name)]}
+
+
+def series(conn: sqlite3.Connection, ref: str, name: str, buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
+    """The points of metric ``name`` of run ``ref``: steps, timestamps and values, in the order
+    logged, cut down to the first, lowest, highest and last of ``buckets`` equal runs of points
+    when there are more than four times that (``total`` says how many there are).
+
+    Raises:
+        RunNotFoundError, AmbiguousRunError: see ``run``.
+        KeyError: the run has no metric of that name.
+    """
+    info = queries.find_run(conn, ref)
+    found = conn.execute("SELECT id FROM series WHERE run_id = ? AND name = ?", (info.id, name)).fetchone()
+    if found is None:
+        raise KeyError(f"run {info.ref} has no metric {name!r}")
+    points = read_series(conn, found[0], name)
+    keep = downsample(points.values, buckets)
+    steps = points.steps[keep]
+    return {"run": info.ref, "name": name, "total": int(len(points.values)), "status": info.status,
+            "steps": np.where(steps == NO_STEP, -1, steps).tolist(), "timestamps": points.timestamps[keep].tolist(),
+            "values": points.values[keep].tolist()}
+
+
+def file_path(store_path: str, info: queries.RunInfo, relative: str) -> str | None:
+    """The path of the run's file ``relative`` (to ``<store>/artifacts/<trial component>/``), or
+    ``None`` when that would leave the folder: ``..``, an absolute path, or a symlink out of it."""
+    folder = os.path.realpath(os.path.join(store_path, "artifacts", info.trial_component_name))
+    if not relative or os.path.isabs(relative) or "\\" in relative or "\0" in relative:
+        return None
+    path = os.path.realpath(os.path.join(folder, relative))
+    if os.path.commonpath([folder, path]) != folder or path == folder or not os.path.isfile(path):
+        return None
+    return path
+
+
+def _file_url(store_path: str, info: queries.RunInfo, value: str) -> str | None:
+    path = path_of_uri(value)
+    folder = os.path.realpath(os.path.join(store_path, "artifacts", info.trial_component_name))
+    if path is None or os.path.commonpath([folder, os.path.realpath(path)]) != folder:
+        return None
+    return f"/files/{info.experiment}/{info.name}/{os.path.relpath(os.path.realpath(path), folder)}"

@@ -1,0 +1,197 @@
+"""UI · the web server of ``sagerun ui``: one page, its script, and JSON over the local store.
+
+aiohttp.web, not starlette with uvicorn: aiohttp is already a dependency (the metrics and MLflow
+paths), and a read-only UI of a few routes needs nothing the other two would add. The charts are
+drawn by plotly.js, served from the plotly Python package (``sagerun[ui]``), so the UI works with
+no internet: nothing is fetched from a CDN.
+
+It binds 127.0.0.1. On any other host every request needs the token printed at start, as
+Jupyter's does: in the URL once (``?token=``, which sets a cookie) or in an
+``Authorization: Token …`` header.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.util
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import sqlite3
+from typing import Any, Awaitable, Callable
+
+import anyio
+import anyio.to_thread
+from aiohttp import web
+
+from .._model.errors import SagerunError
+from ..store import db, queries
+from . import data
+
+logger = logging.getLogger("sagerun")
+STATIC = os.path.join(os.path.dirname(__file__), "static")
+_COOKIE = "sagerun_ui_token"
+_ASSETS = frozenset({"app.js", "style.css"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class UIUnavailableError(SagerunError):
+    """The UI cannot start: plotly, whose plotly.js draws the charts, is not installed."""
+
+
+def plotly_js() -> str:
+    """The path of the plotly.min.js that the plotly package ships.
+
+    Raises:
+        UIUnavailableError: plotly is not installed.
+    """
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise UIUnavailableError("sagerun ui draws its charts with plotly.js: pip install 'sagerun[ui]'")
+    return os.path.join(list(spec.submodule_search_locations)[0], "package_data", "plotly.min.js")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def make_app(store_path: str, *, token: str | None = None) -> web.Application:
+    """The UI over the store at ``store_path``; ``token``, when given, is required of every request.
+
+    Raises:
+        UIUnavailableError: plotly is not installed.
+    """
+    app = web.Application(middlewares=[_guard(token)] if token else [])
+    app["store"] = store_path
+    app["plotly"] = plotly_js()
+    app.router.add_get("/", _page)
+    app.router.add_get("/static/{name}", _asset)
+    app.router.add_get("/api/runs", _json_of(lambda conn, store, request: data.runs(conn)))
+    app.router.add_get("/api/runs/{experiment}/{run}", _json_of(
+        lambda conn, store, request: data.run(conn, store, _ref(request))))
+    app.router.add_get("/api/runs/{experiment}/{run}/metrics/{name:.+}", _json_of(
+        lambda conn, store, request: data.series(conn, _ref(request), request.match_info["name"],
+                                                 _buckets(request))))
+    app.router.add_get("/files/{experiment}/{run}/{path:.+}", _file)
+    return app
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _guard(token: str) -> Any:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.query.get("token") or request.cookies.get(_COOKIE) or ""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Token "):
+            given = header[len("Token "):]
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise web.HTTPForbidden(text="this sagerun ui needs its token: open the URL it printed at start "
+                                         "(…/?token=…)\n")
+        response = await handler(request)
+        if request.query.get("token"):
+            response.set_cookie(_COOKIE, token, httponly=True, samesite="Strict")
+        return response
+
+    return guard
+
+
+async def _page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(os.path.join(STATIC, "index.html"), headers={"Cache-Control": "no-cache"})
+
+
+async def _asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if name == "plotly.min.js":
+        return web.FileResponse(request.app["plotly"])
+    if name not in _ASSETS:
+        raise web.HTTPNotFound()
+    return web.FileResponse(os.path.join(STATIC, name), headers={"Cache-Control": "no-cache"})
+
+
+def _ref(request: web.Request) -> str:
+    return f"{request.match_info['experiment']}/{request.match_info['run']}"
+
+
+def _buckets(request: web.Request) -> int:
+    try:
+        return max(10, min(10_000, int(request.query.get("buckets", data.DEFAULT_BUCKETS))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="buckets must be a whole number of pixels, 10 to 10,000\n") from None
+
+
+def _json_of(read: Callable[[sqlite3.Connection, str, web.Request], Any]) -> Handler:
+    """A handler answering ``read(conn, store, request)`` as JSON, read in a worker thread; a store
+    that is missing or unreadable, and a run or metric not found, answer with a message, not a
+    traceback."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        store = request.app["store"]
+
+        def answer() -> Any:
+            with db.opened(store) as conn:
+                return read(conn, store, request)
+
+        try:
+            body = await anyio.to_thread.run_sync(answer)
+        except (queries.RunNotFoundError, queries.AmbiguousRunError, KeyError) as exc:
+            return _error(404, str(exc).strip("'\""))
+        except db.NoStoreError as exc:
+            return _error(503, str(exc))
+        except (sqlite3.Error, SagerunError) as exc:
+            logger.warning("sagerun ui: could not read the store at %s: %s", store, exc)
+            return _error(503, f"the local store at {store} cannot be read: {exc}")
+        return web.json_response(body, dumps=lambda value: json.dumps(value, allow_nan=False))
+
+    return handler
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _file(request: web.Request) -> web.StreamResponse:
+    store = request.app["store"]
+
+    def find() -> str | None:
+        with db.opened(store) as conn:
+            info = queries.find_run(conn, _ref(request))
+        return data.file_path(store, info, request.match_info["path"])
+
+    try:
+        path = await anyio.to_thread.run_sync(find)
+    except (queries.RunNotFoundError, queries.AmbiguousRunError, db.NoStoreError, sqlite3.Error):
+        path = None
+    if path is None:
+        raise web.HTTPNotFound(text="no such file of this run\n")
+    headers = {}
+    if "download" in request.query:
+        headers["Content-Disposition"] = f'attachment; filename="{os.path.basename(path)}"'
+    return web.FileResponse(path, headers=headers)
+
+
+async def serve(store_path: str, host: str, port: int, started: Callable[[str], None]) -> None:
+    """Serve the UI until cancelled; ``started(url)`` once it listens (``port`` 0: a free one).
+
+    Raises:
+        UIUnavailableError: plotly is not installed.
+        OSError: the address cannot be bound.
+    """
+    token = None if is_loopback(host) else new_token()
+    runner = web.AppRunner(make_app(store_path, token=token), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0]
+        shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
+        started(f"http://{shown}:{bound[1]}/" + (f"?token={token}" if token else ""))
+        await anyio.sleep_forever()
+    finally:
+        await runner.cleanup()

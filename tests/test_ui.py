@@ -1,0 +1,217 @@
+"""sagerun ui as a person uses it: a store the test logged, the real `sagerun ui` command, and
+Debian's Chromium driven by playwright; plus the JSON endpoints and the guards, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+import sagerun
+import sagerun.sync
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360f80f0000010101001805ddb40000000049454e44ae426082")
+LONG = 200_000  # points of one metric: more than the chart draws
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("ui")
+    path = str(root / "store")
+    session = sagerun.Session(backend="local", store=path)
+    image = root / "sample.png"
+    image.write_bytes(PNG_1PX)
+    for name, lr, seed in (("fast", 0.1, 1), ("slow", 0.01, 2)):
+        with sagerun.sync.Run("mnist", name, session=session, tags={"team": "vision"}) as run:
+            run.log_parameters({"lr": lr, "layers": 3})
+            for step in range(20):
+                run.log_metric("val:loss", 1 / (step + 1) + lr, step=step)
+            if seed == 1:
+                values = np.random.default_rng(seed).normal(size=LONG)
+                values[LONG // 3] = 100.0  # a spike the downsampling must keep
+                run.log_metrics({"train:loss": values}, step=np.arange(LONG))
+                run.log_image("sample", path=str(image))
+                with run.child_run("fold-0") as child:
+                    child.log_metric("auc", 0.9)
+    with sagerun.sync.Run("churn", "xgb", session=session, tags={"team": "growth"}) as run:
+        run.log_parameter("depth", 6)
+    return path
+
+
+def start_ui(store: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-m", "sagerun", "ui", "--store", store, "--port", "0", *extra],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "sagerun ui on http" in line, process.stderr.read() if process.poll() is not None else line
+    return process, line.split(" on ", 1)[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def ui(store: str) -> Iterator[str]:
+    process, url = start_ui(store)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_the_json_endpoints(ui):
+    status, body = get(ui + "api/runs")
+    runs = json.loads(body)
+    assert status == 200
+    assert sorted(r["ref"] for r in runs) == ["churn/xgb", "mnist/fast", "mnist/fast-fold-0", "mnist/slow"]
+    first = next(r for r in runs if r["ref"] == "mnist/fast")
+    assert first["tags"] == {"team": "vision"} and first["parameters"] == {"layers": 3, "lr": 0.1}
+    run = json.loads(get(ui + "api/runs/mnist/fast")[1])
+    assert run["children"] == ["mnist/fast-fold-0"]
+    assert {m["name"]: m["count"] for m in run["metrics"]} == {"train:loss": LONG, "val:loss": 20}
+    image = next(a for a in run["artifacts"]["output"] if a["name"] == "sample")
+    assert get(ui + image["url"].lstrip("/")) == (200, PNG_1PX)
+    series = json.loads(get(ui + "api/runs/mnist/fast/metrics/train:loss")[1])
+    assert series["total"] == LONG and len(series["values"]) <= 4_000
+    assert max(series["values"]) == 100.0 and series["steps"][0] == 0 and series["steps"][-1] == LONG - 1
+    exact = json.loads(get(ui + "api/runs/mnist/fast/metrics/val:loss")[1])
+    assert exact["steps"] == list(range(20)) and exact["values"][0] == pytest.approx(1.1)
+    assert get(ui + "api/runs/mnist/nope")[0] == 404
+    assert json.loads(get(ui + "api/runs/mnist/fast/metrics/nope")[1])["error"].startswith("run mnist/fast has no")
+
+
+@pytest.mark.parametrize("path", ["..%2F..%2Fsagerun.db", "../../sagerun.db", "%2Fetc%2Fpasswd", "..%5C..%5Csagerun.db",
+                                  "link/sagerun.db", "link"])
+def test_file_routes_cannot_leave_the_store(ui, store, path):
+    folder = Path(store) / "artifacts" / "mnist-fast"
+    if not (folder / "link").exists():
+        os.symlink(store, folder / "link")
+    status, _ = get(ui + "files/mnist/fast/" + path)
+    assert status == 404
+
+
+def test_a_missing_store_is_a_clear_answer(tmp_path):
+    process, url = start_ui(str(tmp_path / "none"))
+    try:
+        status, body = get(url + "api/runs")
+        assert status == 503 and "no local store at" in json.loads(body)["error"]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_on_another_host_the_token_printed_at_start_is_needed(store):
+    process, url = start_ui(store, "--host", "0.0.0.0")
+    try:
+        assert "?token=" in url
+        base, token = url.split("?token=")
+        base = base.replace("0.0.0.0", "127.0.0.1")
+        assert get(base + "api/runs")[0] == 403
+        assert get(f"{base}api/runs?token=wrong")[0] == 403
+        request = urllib.request.Request(base + "api/runs", headers={"Authorization": f"Token {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: .ci/run installs chromium with apt-get")
+        pytest.skip("no chromium: apt-get install -y chromium")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def open_page(browser, url: str, hash_: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url + "#" + hash_)
+    page.wait_for_function(f"document.body.dataset.ready === {json.dumps(hash_)}", timeout=15_000)
+    return page
+
+
+def not_blank(page, tmp_path: Path, name: str) -> None:
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    pixels = page.evaluate("""async (src) => {
+        const img = new Image(); img.src = src; await img.decode();
+        const canvas = document.createElement('canvas'); canvas.width = img.width; canvas.height = img.height;
+        const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
+        const data = ctx.getImageData(0, 0, img.width, img.height).data; const seen = new Set();
+        for (let i = 0; i < data.length; i += 4 * 97) seen.add(data[i] + ',' + data[i + 1] + ',' + data[i + 2]);
+        return seen.size; }""", "data:image/png;base64," + __import__("base64").b64encode(shot.read_bytes()).decode())
+    assert pixels > 20, f"the {name} page looks blank ({pixels} colours)"
+    if os.environ.get("UI_SCREENSHOTS"):  # docs/ui.md's pictures: UI_SCREENSHOTS=docs/ui pytest tests/test_ui.py
+        shutil.copy(shot, Path(os.environ["UI_SCREENSHOTS"]) / shot.name)
+
+
+def test_the_runs_page_lists_filters_and_sorts_the_runs(browser, ui, tmp_path):
+    page = open_page(browser, ui, "/")
+    rows = page.locator("#runs tbody tr")
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.ref)")) == [
+        "churn/xgb", "mnist/fast", "mnist/fast-fold-0", "mnist/slow"]
+    page.select_option("#experiment-filter", "churn")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.ref)") == ["churn/xgb"]
+    page.select_option("#experiment-filter", "")
+    page.fill("#tag-filter", "team=vision")
+    assert rows.count() == 2  # fast and slow; the child run has tags of its own (none)
+    page.fill("#tag-filter", "")
+    page.click("th[data-key=point_count]")  # ascending: the fewest points first
+    assert rows.first.get_attribute("data-ref") == "churn/xgb"
+    not_blank(page, tmp_path, "runs")
+    page.close()
+
+
+def test_a_run_page_draws_each_metric_and_shows_the_image(browser, ui, tmp_path):
+    page = open_page(browser, ui, "/run/mnist/fast")
+    page.wait_for_selector(".chart[data-metric='val:loss'][data-points]")
+    chart = page.locator(".chart[data-metric='val:loss']")
+    assert chart.evaluate("d => [d.data.length, d.data[0].x.length]") == [1, 20]
+    long = page.locator(".chart[data-metric='train:loss']")
+    drawn, total = long.evaluate("d => [d.data[0].y.length, Number(d.dataset.total)]")
+    assert total == LONG and drawn <= 4_000 and long.evaluate("d => Math.max(...d.data[0].y)") == 100.0
+    assert page.locator(".chart[data-metric='val:loss'] .main-svg").count() >= 1  # plotly drew it
+    assert "lr" in page.inner_text("#parameters") and "0.1" in page.inner_text("#parameters")
+    assert page.locator("img.artifact").evaluate("img => img.naturalWidth") == 1
+    assert "fast-fold-0" in page.inner_text("#children")
+    page.fill("#smoothing", "0.9")
+    page.dispatch_event("#smoothing", "input")
+    smoothed = chart.evaluate("d => d.data[0].y[19]")
+    assert smoothed > 1 / 20 + 0.1  # an average of earlier, higher losses
+    not_blank(page, tmp_path, "run")
+    page.close()
+
+
+def test_comparing_two_runs_overlays_them_and_marks_what_differs(browser, ui, tmp_path):
+    page = open_page(browser, ui, "/")
+    for ref in ("mnist/fast", "mnist/slow"):
+        page.check(f"#runs tr[data-ref='{ref}'] input[type=checkbox]")
+    page.click("#compare")
+    page.wait_for_function("document.body.dataset.ready.startsWith('/compare/')")
+    page.wait_for_selector(".chart[data-metric='val:loss'][data-points]")
+    assert page.locator(".chart[data-metric='val:loss']").evaluate("d => d.data.length") == 2
+    assert page.locator("tr[data-parameter=lr]").get_attribute("class") == "differs"
+    assert page.locator("tr[data-parameter=layers]").get_attribute("class") == ""
+    not_blank(page, tmp_path, "compare")
+    page.close()

@@ -78,6 +78,10 @@ class Batcher(Drain):
         self._ready: deque[Batch] = deque()  # journaled, waiting for a slot (durable mode)
         self._ready_event = anyio.Event()
 
+    def closing(self, deadline: float) -> None:
+        super().closing(deadline)
+        self.dispatcher.close_by = deadline
+
     def stats(self) -> IngestStats:
         queue = self.queue
         sending = self.dispatcher

@@ -9,6 +9,7 @@ delivered, which were refused for good and with what code, and which failed for 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Protocol, Sequence
 
 import anyio
@@ -25,6 +26,10 @@ from .limiter import AdaptiveLimiter
 
 logger = logging.getLogger("sagerun")
 
+#: the most of the time left to a closing run that one wait between retries may take: at a 50%
+#: failure rate the last batches of a run fail several times in a row, and the failures-in-a-row
+#: backoff would otherwise have them wait seconds while the close runs out
+CLOSING_SHARE = 0.25
 #: why points in flight are given up when their sender is cancelled (the run closing)
 CANCELLED = "in flight when the run closed"
 #: batches on their way (sent, or waiting to be sent again) per in-flight slot at most
@@ -84,6 +89,8 @@ class Dispatcher:
         self.outcome = outcome
         self.limiter = limiter
         self.budget = RetryBudget(session.retry_max_backoff)
+        self.close_by: float | None = None
+        """When the run closing must be done (``time.monotonic()``); set by the drain at close."""
         self.batches: set[Batch] = set()
         """Batches given to ``send`` and not yet settled (read from any thread by ``stats``)."""
         self._room = anyio.CapacityLimiter(OUTSTANDING_PER_SLOT * limiter.maximum)
@@ -116,7 +123,8 @@ class Dispatcher:
         backoff = Backoff(self.session)
         try:
             while (error := await self._attempt(batch)) is not None:
-                delay = backoff.next(self._streak)
+                cap = None if self.close_by is None else (self.close_by - time.monotonic()) * CLOSING_SHARE
+                delay = backoff.next(self._streak, cap)
                 if delay is None:
                     raise error
                 self._count_retry(error)

@@ -47,6 +47,7 @@ class Drain:
         self.session = session
         self.dead_letter = dead_letter
         self.report = report
+        self.close_by: float | None = None
         """Warn about lag, and at close about points not delivered (a sender process leaves both to
         its parent, which sees the whole run)."""
         self.kept_in = kept_in
@@ -109,6 +110,7 @@ class Drain:
             self._closing = True
             self._wakeup.set()
             deadline = time.monotonic() + self.session.close_timeout
+            self.closing(deadline)
             with anyio.move_on_after(self.session.close_timeout):
                 await self.flush()
             await self._finish(deadline)
@@ -121,6 +123,11 @@ class Drain:
                 self._dead_letter(self.queue.drain_all(), STILL_QUEUED)
             if self.report:
                 report_close(self.trial_component_name, self.stats(), self._handed(), self.kept_in)
+
+    def closing(self, deadline: float) -> None:
+        """The run's close has begun and must end by ``deadline`` (``time.monotonic()``): a drain
+        that retries waits less from now on."""
+        self.close_by = deadline
 
     async def flush(self) -> None:
         """Return once every point queued before the call is delivered or has failed for good."""

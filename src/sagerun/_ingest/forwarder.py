@@ -182,13 +182,17 @@ class Forwarder(Drain):
             seq = next(self._seq)
             done = self._flushes[seq] = anyio.Event()
             try:
-                await self._channel.send(Flush(seq))
+                # At close the sender hears how long it has, so that its retries wait less.
+                within = None if self.close_by is None else max(0.0, self.close_by - time.monotonic())
+                await self._channel.send(Flush(seq, within))
             except GONE:
                 pass  # the reader finds the sender gone and ends every wait
             await done.wait()
         if self._dead:
             await self._inline_ready.wait()
             assert self._inline is not None
+            if self.close_by is not None:
+                self._inline.closing(self.close_by)
             await self._inline.flush()
 
     async def _finish(self, deadline: float) -> None:

@@ -46,6 +46,8 @@ class Flush(NamedTuple):
     """Deliver everything handed over so far, then answer ``Flushed(seq)``."""
 
     seq: int
+    within: float | None = None
+    """the seconds the run's close has left, when this flush is the close's: retries wait less"""
 
 
 class Close(NamedTuple):

@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import Any, NamedTuple, Sequence
 
 import anyio
@@ -202,6 +203,8 @@ class Sender:
             elif isinstance(message, Credentials):
                 self.credentials.frozen = FrozenCredentials(*message.credentials)
             elif isinstance(message, Flush):
+                if message.within is not None:
+                    batcher.closing(time.monotonic() + float(message.within))
                 tasks.start_soon(self._flush, batcher, message.seq)
             elif isinstance(message, Close):
                 return max(0.0, float(message.seconds))

@@ -36,11 +36,13 @@ class Backoff:
         self.started = time.monotonic()
         self.attempt = 0
 
-    def next(self, streak: int | None = None) -> float | None:
-        """The wait before the next attempt, or ``None``: the deadline would pass first."""
+    def next(self, streak: int | None = None, cap: float | None = None) -> float | None:
+        """The wait before the next attempt, or ``None``: the deadline would pass first. ``cap``
+        bounds the wait further (a closing run's share of the time it has left)."""
         session = self.session
         doublings = self.attempt if streak is None else min(self.attempt, streak)
-        delay = random.uniform(0, min(session.retry_max_backoff, session.retry_initial * 2**doublings))
+        bound = min(session.retry_max_backoff, session.retry_initial * 2**doublings)
+        delay = random.uniform(0, bound if cap is None else max(0.0, min(bound, cap)))
         if time.monotonic() - self.started + delay > self.limit:
             return None
         self.attempt += 1

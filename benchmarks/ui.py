@@ -1,5 +1,5 @@
 """How fast `sagerun ui` answers over a large store: 1,000 runs, one of them with a metric of
-1,000,000 points. Run by hand:
+1,000,000 points and a table of as many rows. Run by hand:
 
     .venv/bin/python benchmarks/ui.py [--runs 1000] [--points 1000000] [--rounds 5]
 
@@ -31,6 +31,7 @@ def fill(store: str, runs: int, points: int) -> None:
     with sagerun.sync.Run("big", "long", session=session) as run:
         values = np.cumsum(np.random.default_rng(0).normal(size=points))
         run.log_metrics({"train:loss": values}, step=np.arange(points))
+        run.log_table("scores", {"user": np.arange(points), "score": values})
     for index in range(runs - 1):
         with sagerun.sync.Run(f"sweep-{index % 10}", f"trial-{index}", session=session,
                               tags={"batch": str(index % 7)}) as run:
@@ -101,7 +102,10 @@ def main() -> None:
                     ("/api/runs/big/long (one run)", url + "api/runs/big/long"),
                     (f"/api/.../metrics/train:loss ({args.points:,} points → ≤4,000)",
                      url + "api/runs/big/long/metrics/train:loss"),
-                    ("/api/.../metrics/val:loss (10 points)", url + "api/runs/sweep-0/trial-0/metrics/val:loss")]
+                    ("/api/.../metrics/val:loss (10 points)", url + "api/runs/sweep-0/trial-0/metrics/val:loss"),
+                    (f"/api/.../tables/scores, rows 1-50 of {args.points:,}", url + "api/runs/big/long/tables/scores"),
+                    (f"/api/.../tables/scores, the last 50 rows", url + "api/runs/big/long/tables/scores"
+                     f"?offset={args.points - 50}&limit=50")]
             print(f"{'endpoint':<58}{'median ms':>10}{'slowest ms':>11}{'bytes':>11}")
             for name, address in rows:
                 median, slowest, size = timed(address, args.rounds)

@@ -23,6 +23,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                         "1f15c4890000000d49444154789c6360f80f0000010101001805ddb40000000049454e44ae426082")
 LONG = 200_000  # points of one metric: more than the chart draws
+TABLE_ROWS = 1_000
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
                 values[LONG // 3] = 100.0  # a spike the downsampling must keep
                 run.log_metrics({"train:loss": values}, step=np.arange(LONG))
                 run.log_image("sample", path=str(image))
+                run.log_table("top-items", {"user": list(range(TABLE_ROWS)),
+                                            "item": [f"item-{i % 97}" for i in range(TABLE_ROWS)]})
+                run.log_confusion_matrix([0, 1, 1, 2, 2, 2], [0, 1, 2, 2, 2, 1], title="val-confusion")
+                run.log_roc_curve([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], title="val-roc")
                 with run.child_run("fold-0") as child:
                     child.log_metric("auc", 0.9)
     with sagerun.sync.Run("churn", "xgb", session=session, tags={"team": "growth"}) as run:
@@ -91,6 +96,13 @@ def test_the_json_endpoints(ui):
     assert max(series["values"]) == 100.0 and series["steps"][0] == 0 and series["steps"][-1] == LONG - 1
     exact = json.loads(get(ui + "api/runs/mnist/fast/metrics/val:loss")[1])
     assert exact["steps"] == list(range(20)) and exact["values"][0] == pytest.approx(1.1)
+    page = json.loads(get(ui + "api/runs/mnist/fast/tables/top-items?offset=950&limit=100")[1])
+    assert page["row_count"] == TABLE_ROWS and page["columns"] == ["user", "item"]
+    assert [row[0] for row in page["rows"]] == list(range(950, TABLE_ROWS))
+    assert get(ui + "api/runs/mnist/fast/tables/top-items?limit=0")[0] == 400
+    assert get(ui + "api/runs/mnist/fast/tables/sample")[0] == 422  # an image, not a table
+    matrix = json.loads(get(ui + "api/runs/mnist/fast/charts/val-confusion")[1])
+    assert matrix["type"] == "ConfusionMatrix" and matrix["confusionMatrix"] == [[1, 0, 0], [0, 1, 1], [0, 1, 2]]
     assert get(ui + "api/runs/mnist/nope")[0] == 404
     assert json.loads(get(ui + "api/runs/mnist/fast/metrics/nope")[1])["error"].startswith("run mnist/fast has no")
 
@@ -199,7 +211,25 @@ def test_a_run_page_draws_each_metric_and_shows_the_image(browser, ui, tmp_path)
     page.dispatch_event("#smoothing", "input")
     smoothed = chart.evaluate("d => d.data[0].y[19]")
     assert smoothed > 1 / 20 + 0.1  # an average of earlier, higher losses
+    page.wait_for_selector(".chart[data-chart='val-confusion'][data-kind]")
+    heatmap = page.locator(".chart[data-chart='val-confusion']")
+    assert heatmap.evaluate("d => [d.data[0].type, d.data[0].z]") == ["heatmap", [[1, 0, 0], [0, 1, 1], [0, 1, 2]]]
+    assert page.locator(".chart[data-chart='val-roc']").evaluate("d => d.data.length") == 2  # the curve, chance
     not_blank(page, tmp_path, "run")
+    page.close()
+
+
+def test_a_table_is_previewed_a_page_at_a_time(browser, ui):
+    page = open_page(browser, ui, "/run/mnist/fast")
+    page.click("button.preview[data-table='top-items']")
+    page.wait_for_selector("#table-preview[data-offset='0']")
+    assert page.inner_text("#table-range") == "rows 1–50 of 1,000"
+    first = page.locator("#table-preview tbody tr").first.inner_text().split()
+    assert first == ["0", "item-0"]
+    page.click("#table-next")
+    page.wait_for_selector("#table-preview[data-offset='50']")
+    assert page.locator("#table-preview tbody tr").first.inner_text().split() == ["50", "item-50"]
+    assert page.locator("#table-preview tbody tr").count() == 50
     page.close()
 
 

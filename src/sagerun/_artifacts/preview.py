@@ -76,21 +76,22 @@ def find_artifact(store_path: str, run_ref: str, name: str) -> FoundArtifact:
 
 
 def table_preview(store_path: str, run_ref: str, name: str, rows: int = DEFAULT_ROWS,
-                  session: Session | None = None) -> tuple[FoundArtifact, tables.TablePreview]:
-    """The first ``rows`` rows of table ``name`` of run ``run_ref``; only those lines are read.
+                  session: Session | None = None, offset: int = 0) -> tuple[FoundArtifact, tables.TablePreview]:
+    """``rows`` rows of table ``name`` of run ``run_ref`` from row ``offset`` (the first ones by
+    default); no line past them is read.
 
     Raises:
-        ValueError: ``rows`` is negative, or the artifact is not a table.
+        ValueError: ``rows`` or ``offset`` is negative, or the artifact is not a table.
         ArtifactNotFoundError, RunNotFoundError, AmbiguousRunError, NoStoreError: see ``find_artifact``.
         ArtifactUnreadableError: its document cannot be read.
     """
-    if rows < 0:
-        raise ValueError(f"rows must be 0 or more; got {rows}")
+    if rows < 0 or offset < 0:
+        raise ValueError(f"rows and offset must be 0 or more; got {rows} and {offset}")
     found = find_artifact(store_path, run_ref, name)
     # The head line, the rows, and the closing line: no more is fetched.
     with open_lines(found.artifact.value, store_path, found.run.trial_component_name, session=session,
-                    max_lines=rows + 2) as lines:
-        return found, tables.read_preview(lines, rows, found.where)
+                    max_lines=offset + rows + 2) as lines:
+        return found, tables.read_preview(lines, rows, found.where, offset)
 
 
 def chart_document(store_path: str, run_ref: str, name: str,

@@ -80,10 +80,11 @@ def table_document(title: str, data: Any, *, mlflow: bool = False) -> bytes:
     return b"\n".join((head, rows, _END)) if count else head + b"\n" + _END
 
 
-def read_preview(lines: Iterable[bytes], rows: int, where: str) -> TablePreview:
-    """The first ``rows`` rows of the table document whose lines ``lines`` yields; reads no further
-    lines than that. A table written in one piece (another tool's) is read whole; the older
-    tracker's column-wise ``fields``/``data`` form is read too.
+def read_preview(lines: Iterable[bytes], rows: int, where: str, offset: int = 0) -> TablePreview:
+    """``rows`` rows of the table document whose lines ``lines`` yields, from row ``offset``; reads
+    no further lines than that, and parses none before ``offset``. A table written in one piece
+    (another tool's) is read whole; the older tracker's column-wise ``fields``/``data`` form is
+    read too.
 
     Raises:
         ValueError: the document is not a table (``where`` names it in the message).
@@ -93,15 +94,20 @@ def read_preview(lines: Iterable[bytes], rows: int, where: str) -> TablePreview:
     if first.endswith(_HEAD_END):
         head = _loads(first + _END, where)
         found: list[list[Any]] = []
+        skipped = 0
         for line in iterator:
             line = line.strip()
             if line == _END or len(found) >= rows:
                 break
-            if line:
-                found.append(_loads(line.rstrip(b","), where))
+            if not line:
+                continue
+            if skipped < offset:  # a row line is one row: it need not be parsed to be passed
+                skipped += 1
+                continue
+            found.append(_loads(line.rstrip(b","), where))
         return _preview(head, found, where)
     document = _loads(first + b"".join(iterator), where)
-    return _preview(document, _rows_of(document, where)[:rows], where)
+    return _preview(document, _rows_of(document, where)[offset:offset + rows], where)
 
 
 def _preview(document: Any, rows: list[list[Any]], where: str) -> TablePreview:

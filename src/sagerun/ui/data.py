@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._artifacts.preview import artifact_kinds
+from .._artifacts.preview import artifact_kinds, chart_document, table_preview
 from .._artifacts.storage import path_of_uri
 from .._model.tags import as_dict
 from ..store import queries
@@ -78,6 +78,30 @@ def series(conn: sqlite3.Connection, ref: str, name: str, buckets: int = DEFAULT
     return {"run": info.ref, "name": name, "total": int(len(points.values)), "status": info.status,
             "steps": np.where(steps == NO_STEP, -1, steps).tolist(), "timestamps": points.timestamps[keep].tolist(),
             "values": points.values[keep].tolist()}
+
+
+def table_page(store_path: str, ref: str, name: str, offset: int, limit: int) -> dict[str, Any]:
+    """Rows ``offset`` to ``offset + limit`` of the table ``name`` of run ``ref``, its columns and
+    its row count; a page deep in a table of a million rows reads the lines before it, and parses
+    none of them.
+
+    Raises:
+        ArtifactNotFoundError, RunNotFoundError, AmbiguousRunError: no such run or artifact.
+        ValueError: the artifact is not a table.
+    """
+    _, preview = table_preview(store_path, ref, name, limit, offset=offset)
+    return {"name": name, "title": preview.title, "columns": preview.column_names, "rows": preview.rows,
+            "row_count": preview.row_count, "offset": offset}
+
+
+def chart(store_path: str, ref: str, name: str) -> dict[str, Any]:
+    """The chart document ``name`` of run ``ref`` (a confusion matrix, ROC or precision-recall curve).
+
+    Raises:
+        ArtifactNotFoundError, RunNotFoundError, AmbiguousRunError: no such run or artifact.
+        ValueError: the artifact is not a chart document.
+    """
+    return chart_document(store_path, ref, name)[1]
 
 
 def file_path(store_path: str, info: queries.RunInfo, relative: str) -> str | None:

@@ -26,6 +26,7 @@ import anyio
 import anyio.to_thread
 from aiohttp import web
 
+from .._artifacts.preview import ArtifactNotFoundError, ArtifactUnreadableError
 from .._model.errors import SagerunError
 from ..store import db, queries
 from . import data
@@ -76,7 +77,13 @@ def make_app(store_path: str, *, token: str | None = None) -> web.Application:
         lambda conn, store, request: data.run(conn, store, _ref(request))))
     app.router.add_get("/api/runs/{experiment}/{run}/metrics/{name:.+}", _json_of(
         lambda conn, store, request: data.series(conn, _ref(request), request.match_info["name"],
-                                                 _buckets(request))))
+                                                 _number(request, "buckets", data.DEFAULT_BUCKETS, 10, 10_000))))
+    app.router.add_get("/api/runs/{experiment}/{run}/tables/{name}", _json_of(
+        lambda conn, store, request: data.table_page(store, _ref(request), request.match_info["name"],
+                                                     _number(request, "offset", 0, 0, 10**12),
+                                                     _number(request, "limit", 50, 1, 1_000))))
+    app.router.add_get("/api/runs/{experiment}/{run}/charts/{name}", _json_of(
+        lambda conn, store, request: data.chart(store, _ref(request), request.match_info["name"])))
     app.router.add_get("/files/{experiment}/{run}/{path:.+}", _file)
     return app
 
@@ -120,11 +127,19 @@ def _ref(request: web.Request) -> str:
     return f"{request.match_info['experiment']}/{request.match_info['run']}"
 
 
-def _buckets(request: web.Request) -> int:
+def _number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """The whole-number query parameter ``name``, ``default`` when absent.
+
+    Raises:
+        web.HTTPBadRequest: it is not a whole number from ``low`` to ``high``.
+    """
     try:
-        return max(10, min(10_000, int(request.query.get("buckets", data.DEFAULT_BUCKETS))))
+        value = int(request.query.get(name, default))
     except ValueError:
-        raise web.HTTPBadRequest(text="buckets must be a whole number of pixels, 10 to 10,000\n") from None
+        value = low - 1
+    if not low <= value <= high:
+        raise web.HTTPBadRequest(text=f"{name} must be a whole number from {low:,} to {high:,}\n")
+    return value
 
 
 def _json_of(read: Callable[[sqlite3.Connection, str, web.Request], Any]) -> Handler:
@@ -140,8 +155,10 @@ def _json_of(read: Callable[[sqlite3.Connection, str, web.Request], Any]) -> Han
 
         try:
             body = await anyio.to_thread.run_sync(answer)
-        except (queries.RunNotFoundError, queries.AmbiguousRunError, KeyError) as exc:
+        except (queries.RunNotFoundError, queries.AmbiguousRunError, ArtifactNotFoundError, KeyError) as exc:
             return _error(404, str(exc).strip("'\""))
+        except (ValueError, ArtifactUnreadableError) as exc:  # not a table or chart, or unreadable
+            return _error(422, str(exc))
         except db.NoStoreError as exc:
             return _error(503, str(exc))
         except (sqlite3.Error, SagerunError) as exc:

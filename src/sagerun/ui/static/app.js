@@ -156,12 +156,54 @@ function keyValues(id, title, values) {
     : el("p", { class: "muted" }, `no ${title.toLowerCase()}`)];
 }
 
-function artifactRow(a) {
+function artifactRow(a, preview) {
   const value = a.url
     ? [el("a", { href: `${a.url}?download`, download: "" }, a.value.split("/").pop()),
        (a.media_type || "").startsWith("image/") ? el("img", { class: "artifact", src: a.url, alt: a.name }) : ""]
     : [a.value];
-  return el("tr", {}, el("td", {}, a.name), el("td", {}, a.kind), el("td", {}, value), el("td", {}, a.media_type || "-"));
+  const kind = a.kind.startsWith("Table") || a.kind.startsWith("input Table")
+    ? [a.kind, " ", el("button", { class: "preview", "data-table": a.name, onclick: () => preview(a.name, 0) }, "preview")]
+    : [a.kind];
+  return el("tr", {}, el("td", {}, a.name), el("td", {}, kind), el("td", {}, value), el("td", {}, a.media_type || "-"));
+}
+
+const PAGE_ROWS = 50;
+
+async function tablePage(panel, ref, name, offset) {
+  const page = await api(`/api/runs/${runPath(ref)}/tables/${encodeURIComponent(name)}?offset=${offset}&limit=${PAGE_ROWS}`);
+  const last = Math.min(offset + page.rows.length, page.row_count);
+  const go = (to) => tablePage(panel, ref, name, to);
+  panel.replaceChildren(el("h2", {}, `Table ${name}`),
+    el("div", { class: "filters" },
+      el("button", { id: "table-previous", disabled: offset === 0, onclick: () => go(Math.max(0, offset - PAGE_ROWS)) }, "previous"),
+      el("span", { id: "table-range" }, `rows ${page.row_count ? offset + 1 : 0}–${last} of ${page.row_count.toLocaleString()}`),
+      el("button", { id: "table-next", disabled: last >= page.row_count, onclick: () => go(offset + PAGE_ROWS) }, "next")),
+    el("table", { id: "table-preview", "data-offset": offset },
+      el("thead", {}, el("tr", {}, page.columns.map((c) => el("th", {}, c)))),
+      el("tbody", {}, page.rows.map((row) => el("tr", {}, row.map((v) => el("td", {}, v === null ? "" : show(v))))))));
+}
+
+// The chart documents of log_confusion_matrix, log_roc_curve and log_precision_recall.
+function drawDocument(div, doc) {
+  const layout = { title: { text: doc.title || doc.type, font: { size: 14 } }, margin: { l: 60, r: 20, t: 36, b: 48 } };
+  let traces;
+  if (doc.type === "ConfusionMatrix") {
+    const labels = (doc.labels || doc.confusionMatrix.map((_, i) => i)).map(String);
+    traces = [{ type: "heatmap", z: doc.confusionMatrix, x: labels, y: labels, colorscale: "Blues", reversescale: true,
+      text: doc.confusionMatrix.map((row) => row.map(String)), texttemplate: "%{text}",
+      hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>" }];
+    Object.assign(layout, { xaxis: { title: { text: "Predicted label" }, type: "category" },
+      yaxis: { title: { text: "True label" }, type: "category", autorange: "reversed" } });
+  } else if (doc.type === "ROCCurve") {
+    traces = [{ x: doc.falsePositiveRate, y: doc.truePositiveRate, mode: "lines", name: `AUC ${show(doc.areaUnderCurve)}` },
+      { x: [0, 1], y: [0, 1], mode: "lines", line: { dash: "dash", color: "grey" }, name: "chance" }];
+    Object.assign(layout, { xaxis: { title: { text: "False positive rate" } }, yaxis: { title: { text: "True positive rate" } } });
+  } else {
+    traces = [{ x: doc.recall, y: doc.precision, mode: "lines", name: `AP ${show(doc.averagePrecisionScore)}` }];
+    Object.assign(layout, { xaxis: { title: { text: "Recall" } }, yaxis: { title: { text: "Precision" } } });
+  }
+  div.dataset.kind = doc.type;
+  Plotly.react(div, traces, layout, { responsive: true, displaylogo: false });
 }
 
 async function runPage(ref) {
@@ -178,6 +220,13 @@ async function runPage(ref) {
     links.push(el("p", { id: "children" }, "children: ", run.children.map((c) => el("a", { href: `#/run/${runPath(c)}` }, `${c} `))));
   }
   const artifacts = [...run.artifacts.input.map((a) => ({ ...a, kind: `input ${a.kind}` })), ...run.artifacts.output];
+  const CHARTS = ["ConfusionMatrix", "ROCCurve", "PrecisionRecallCurve"];
+  const documents = run.artifacts.output.filter((a) => CHARTS.includes(a.kind));
+  const documentDivs = documents.map((a) => el("div", { class: "chart", "data-chart": a.name }));
+  const panel = el("div", { id: "table-panel" });
+  const preview = (name, offset) => tablePage(panel, ref, name, offset).catch((error) => {
+    panel.replaceChildren(el("p", { class: "error" }, error.message));
+  });
   main.replaceChildren(
     el("h1", {}, run.ref, " ", el("span", { id: "status", class: "muted" }, run.status || "-")),
     el("p", { class: "muted" }, `started ${when(run.start_time)}, duration ${seconds(run.duration)}`),
@@ -187,8 +236,10 @@ async function runPage(ref) {
     el("h2", {}, "Metrics"), run.metrics.length ? controls(redraw) : el("p", { class: "muted" }, "no metrics"), charts,
     el("h2", {}, "Artifacts"), artifacts.length
       ? el("table", { id: "artifacts" }, el("thead", {}, el("tr", {}, ["Name", "Kind", "Value", "Media type"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, artifacts.map(artifactRow)))
+        el("tbody", {}, artifacts.map((a) => artifactRow(a, preview))))
       : el("p", { class: "muted" }, "no artifacts"),
+    panel,
+    documents.length ? el("h2", {}, "Charts") : "", documents.length ? el("div", { class: "charts" }, documentDivs) : "",
     run.models.length ? el("p", {}, "registered: ", run.models.map((m) => `${m.id} (${m.approval_status}) `)) : "");
 
   async function load() {
@@ -199,8 +250,10 @@ async function runPage(ref) {
   }
   document.body.dataset.shown = location.hash;
   await new Promise(requestAnimationFrame); // on screen before plotly.js holds the thread
+  const drawn = documents.map((a) => api(`/api/runs/${runPath(ref)}/charts/${encodeURIComponent(a.name)}`));
   await Promise.all([load(), plotly()]);
   redraw();
+  await Promise.all(drawn.map(async (doc, i) => drawDocument(documentDivs[i], await doc)));
   if (run.status === "InProgress") {
     timer = setInterval(async () => {
       const now = await api(`/api/runs/${runPath(ref)}`);

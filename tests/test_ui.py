@@ -245,3 +245,40 @@ def test_comparing_two_runs_overlays_them_and_marks_what_differs(browser, ui, tm
     assert page.locator("tr[data-parameter=layers]").get_attribute("class") == ""
     not_blank(page, tmp_path, "compare")
     page.close()
+
+
+LIVE = """
+import sys, time
+import sagerun, sagerun.sync
+session = sagerun.Session(backend="local", store=sys.argv[1], linger=0.01)
+with sagerun.sync.Run("live", "training", session=session) as run:
+    for step in range(200):
+        run.log_metric("loss", 1 / (step + 1), step=step)
+        if step == 20:
+            run.flush()
+            print("LOGGING", flush=True)
+        time.sleep(0.02)
+"""
+
+
+def test_a_run_still_logging_updates_its_chart_within_two_seconds(browser, tmp_path):
+    store = str(tmp_path / "live")
+    writer = subprocess.Popen([sys.executable, "-c", LIVE, store], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "LOGGING"
+        process, url = start_ui(store)
+        try:
+            page = open_page(browser, url, "/run/live/training")
+            assert page.inner_text("#status") == "InProgress"
+            page.wait_for_selector(".chart[data-metric='loss'][data-points]")
+            first = int(page.locator(".chart[data-metric='loss']").get_attribute("data-points"))
+            points = "Number(document.querySelector('.chart[data-metric=loss]').dataset.points)"
+            page.wait_for_function(f"{points} > {first}", timeout=2_000)
+            page.wait_for_function("document.getElementById('status').textContent === 'Completed'", timeout=15_000)
+            page.wait_for_function(f"{points} === 200", timeout=3_000)
+            page.close()
+        finally:
+            process.terminate()
+            process.wait(10)
+    finally:
+        writer.wait(30)

@@ -1,4 +1,5 @@
-"""Recording fake of the SageMaker Metrics ``BatchPutMetrics`` API, with fault injection.
+"""Recording fake of the SageMaker Metrics ``BatchPutMetrics`` API, with fault injection, which
+also answers ``BatchGetMetrics`` from what it recorded (``metrics_reads``).
 
 Tests: ``with MetricsFake() as fake:`` serves ``fake.url`` from a daemon thread.  Benchmarks:
 ``python tests/metrics_fake.py --port 0`` prints its URL on one line and is driven over
@@ -46,6 +47,7 @@ import botocore.session
 import orjson
 from aiohttp import web
 
+import metrics_reads
 from threaded_server import ThreadedServer
 
 _JSON = "application/json"
@@ -235,6 +237,8 @@ class MetricsFake(ThreadedServer):
         with self._lock:
             self._points: list[Point] = []
             self._system_points = 0
+            self.reads = 0
+            """BatchGetMetrics requests answered"""
             self._requests = 0
             self._violations: list[str] = []
             self._fault_counts: dict[str, int] = {}
@@ -295,6 +299,8 @@ class MetricsFake(ThreadedServer):
         request_id = f"fake-{next(self._ids)}"
         body = await request.read()
         c = contract()
+        if (request.method, request.path) == ("POST", "/BatchGetMetrics"):
+            return self._read(body, request_id)
         if (request.method, request.path) != (c.method, c.path):
             with self._lock:
                 self._violations.append(f"unknown operation {request.method} {request.path}")
@@ -352,6 +358,23 @@ class MetricsFake(ThreadedServer):
             await asyncio.sleep(f.timeout_s)
         return web.Response(body=orjson.dumps({"Errors": errors}) if errors else b"{}",
                             content_type=_JSON, headers={"x-amzn-RequestId": request_id})
+
+    def _read(self, body: bytes, request_id: str) -> web.Response:
+        """BatchGetMetrics from what was recorded (``metrics_reads``); not counted as a request."""
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _error(400, "ValidationException", f"body is not valid JSON: {exc}", request_id)
+        violation = metrics_reads.check(document)
+        with self._lock:
+            self.reads += 1
+            if violation:
+                self._violations.append(violation)
+            points = list(self._points)
+        if violation:
+            return _error(400, "ValidationException", violation, request_id)
+        return web.Response(body=orjson.dumps(metrics_reads.answer(points, document)), content_type=_JSON,
+                            headers={"x-amzn-RequestId": request_id})
 
     def _take_token(self, rate: float) -> bool:  # caller holds the lock
         now = time.monotonic()

@@ -121,3 +121,31 @@ async def test_down_resets_connections(metrics_fake: MetricsFake) -> None:
         with pytest.raises(botocore.exceptions.ConnectionClosedError):
             await client.batch_put_metrics(TrialComponentName="exp-run", MetricData=[item(0)])
     assert metrics_fake.points == [] and metrics_fake.stats["faults"]["down"] >= 1
+
+
+def test_batch_get_metrics_reads_back_what_was_recorded(metrics_fake):
+    import boto3
+
+    client = boto3.client("sagemaker-metrics", endpoint_url=metrics_fake.url, region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x")
+    client.batch_put_metrics(TrialComponentName="tc-1", MetricData=[
+        {"MetricName": "loss", "Timestamp": 1_700_000_000 + i, "Step": i // 2, "Value": float(i)} for i in range(6)])
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:experiment-trial-component/tc-1"
+    queries = [{"MetricName": "loss", "ResourceArn": arn, "MetricStat": stat, "Period": "IterationNumber",
+                "XAxisType": "IterationNumber"} for stat in ("Last", "Avg", "Count")]
+    queries.append({"MetricName": "loss", "ResourceArn": arn, "MetricStat": "Max", "Period": "OneMinute",
+                    "XAxisType": "Timestamp"})
+    queries.append({"MetricName": "acc", "ResourceArn": arn, "MetricStat": "Last", "Period": "IterationNumber",
+                    "XAxisType": "IterationNumber"})
+    results = client.batch_get_metrics(MetricQueries=queries)["MetricQueryResults"]
+    assert [r["XAxisValues"] for r in results[:3]] == [[0, 1, 2]] * 3
+    assert [r["MetricValues"] for r in results[:3]] == [[1.0, 3.0, 5.0], [0.5, 2.5, 4.5], [2.0, 2.0, 2.0]]
+    assert results[3]["MetricValues"] == [5.0] and results[3]["XAxisValues"] == [1_700_000_000 // 60 * 60]
+    assert results[4] == {"Status": "Complete", "XAxisValues": [], "MetricValues": []}
+    assert metrics_fake.reads == 1 and metrics_fake.violations == []
+    try:
+        client.batch_get_metrics(MetricQueries=[{**queries[0], "ResourceArn": "not-an-arn"}])
+    except client.exceptions.ClientError as exc:
+        assert exc.response["Error"]["Code"] == "ValidationException"
+    else:
+        raise AssertionError("a bad ARN was taken")

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -282,3 +283,48 @@ def test_a_run_still_logging_updates_its_chart_within_two_seconds(browser, tmp_p
             process.wait(10)
     finally:
         writer.wait(30)
+
+
+def test_runs_that_live_in_sagemaker(session, moto_url, metrics_fake, browser):
+    # moto keeps metric summaries only and answers BatchGetMetrics 404: the summaries come from moto
+    # (as DescribeTrialComponent's, given the same points), the series from the recording fake.
+    import boto3
+
+    with sagerun.sync.Run("sm-ui", "remote", session=session, tags={"team": "vision"}) as run:
+        run.log_parameters({"lr": 0.1})
+        for step in range(30):
+            run.log_metric("loss", 1 / (step + 1), step=step)
+        with run.child_run("fold-0") as child:
+            child.log_metric("auc", 0.9, step=0)
+    moto_metrics = boto3.client("sagemaker-metrics", endpoint_url=moto_url, region_name="us-east-1")
+    for first in range(0, 30, 10):
+        moto_metrics.batch_put_metrics(TrialComponentName=run.trial_component_name, MetricData=[
+            {"MetricName": "loss", "Timestamp": time.time(), "Step": s, "Value": 1 / (s + 1)}
+            for s in range(first, first + 10)])
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_url, "AWS_ENDPOINT_URL_SAGEMAKER_METRICS": metrics_fake.url}
+    process = subprocess.Popen([sys.executable, "-m", "sagerun", "ui", "--source", "sagemaker", "--experiment",
+                                "sm-ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "SageMaker, experiment sm-ui" in line, process.stderr.read() if process.poll() is not None else line
+        url = line.split(" on ", 1)[1].split()[0]
+        runs = json.loads(get(url + "api/runs")[1])
+        assert sorted((r["ref"], r["parent"]) for r in runs) == [
+            ("sm-ui/remote", None), ("sm-ui/remote-fold-0", "sm-ui-remote")]
+        shown = json.loads(get(url + "api/runs/sm-ui/remote")[1])
+        assert shown["parameters"] == {"lr": 0.1} and shown["tags"]["team"] == "vision"
+        assert shown["children"] == ["sm-ui/remote-fold-0"] and [m["name"] for m in shown["metrics"]] == ["loss"]
+        series = json.loads(get(url + "api/runs/sm-ui/remote/metrics/loss")[1])
+        assert series["steps"] == list(range(30)) and series["values"] == [1 / (s + 1) for s in range(30)]
+        assert metrics_fake.reads == 1
+        get(url + "api/runs/sm-ui/remote/metrics/loss")
+        assert metrics_fake.reads == 1  # cached: a UI asking again does not call SageMaker again
+        page = open_page(browser, url, "/run/sm-ui/remote")
+        page.wait_for_selector(".chart[data-metric='loss'][data-points]")
+        assert page.locator(".chart[data-metric='loss']").evaluate("d => d.data[0].x.length") == 30
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -1,8 +1,10 @@
 """UI · what the UI's JSON endpoints answer, read from the local store: the runs, one run, one
-metric's points (cut down to what a chart can show), and where a run's file is.
+metric's points (cut down to what a chart can show), a page of a table, a chart document, and
+where a run's file is.
 
-Each function takes an open connection and returns plain JSON values; the server runs them in a
-worker thread, one connection a request (SQLite connections are cheap, and a UI is read-mostly).
+Each function takes an open connection and returns plain JSON values. ``LocalSource`` runs them
+in a worker thread, one connection a request (SQLite connections are cheap, and a UI is
+read-mostly); ``sagemaker_source.SageMakerSource`` answers the same calls from SageMaker.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from typing import Any
+from typing import Any, Callable
+
+import anyio.to_thread
 
 import numpy as np
 
 from .._artifacts.preview import artifact_kinds, chart_document, table_preview
 from .._artifacts.storage import path_of_uri
 from .._model.tags import as_dict
-from ..store import queries
+from ..store import db, queries
 from ..store.metrics import NO_STEP, read_series
 from ..store.models import list_models
 from ..store.records import load_parameters, load_run
@@ -122,3 +126,38 @@ def _file_url(store_path: str, info: queries.RunInfo, value: str) -> str | None:
     if path is None or os.path.commonpath([folder, os.path.realpath(path)]) != folder:
         return None
     return f"/files/{info.experiment}/{info.name}/{os.path.relpath(os.path.realpath(path), folder)}"
+
+
+class LocalSource:
+    """The UI's reads of the local store at ``store_path``, each in a worker thread."""
+
+    def __init__(self, store_path: str) -> None:
+        self.store_path = store_path
+
+    async def _read(self, read: Callable[[sqlite3.Connection], Any]) -> Any:
+        def answer() -> Any:
+            with db.opened(self.store_path) as conn:
+                return read(conn)
+
+        return await anyio.to_thread.run_sync(answer)
+
+    async def runs(self) -> list[dict[str, Any]]:
+        return await self._read(runs)  # type: ignore[no-any-return]
+
+    async def run(self, ref: str) -> dict[str, Any]:
+        return await self._read(lambda conn: run(conn, self.store_path, ref))  # type: ignore[no-any-return]
+
+    async def series(self, ref: str, name: str, buckets: int) -> dict[str, Any]:
+        return await self._read(lambda conn: series(conn, ref, name, buckets))  # type: ignore[no-any-return]
+
+    async def table_page(self, ref: str, name: str, offset: int, limit: int) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(table_page, self.store_path, ref, name, offset, limit)
+
+    async def chart(self, ref: str, name: str) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(chart, self.store_path, ref, name)
+
+    async def file_path(self, ref: str, relative: str) -> str | None:
+        def find(conn: sqlite3.Connection) -> str | None:
+            return file_path(self.store_path, queries.find_run(conn, ref), relative)
+
+        return await self._read(find)  # type: ignore[no-any-return]

@@ -1,4 +1,5 @@
-"""UI · the web server of ``sagerun ui``: one page, its script, and JSON over the local store.
+"""UI · the web server of ``sagerun ui``: one page, its script, and JSON over a source of runs
+(the local store, or SageMaker with ``--source sagemaker``).
 
 aiohttp.web, not starlette with uvicorn: aiohttp is already a dependency (the metrics and MLflow
 paths), and a read-only UI of a few routes needs nothing the other two would add. The charts are
@@ -23,7 +24,6 @@ import sqlite3
 from typing import Any, Awaitable, Callable
 
 import anyio
-import anyio.to_thread
 from aiohttp import web
 
 from .._artifacts.preview import ArtifactNotFoundError, ArtifactUnreadableError
@@ -61,29 +61,29 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def make_app(store_path: str, *, token: str | None = None) -> web.Application:
-    """The UI over the store at ``store_path``; ``token``, when given, is required of every request.
+def make_app(source: Any, *, token: str | None = None) -> web.Application:
+    """The UI over ``source`` (a ``data.LocalSource`` or a ``SageMakerSource``); ``token``, when
+    given, is required of every request.
 
     Raises:
         UIUnavailableError: plotly is not installed.
     """
     app = web.Application(middlewares=[_guard(token)] if token else [])
-    app["store"] = store_path
+    app["source"] = source
     app["plotly"] = plotly_js()
     app.router.add_get("/", _page)
     app.router.add_get("/static/{name}", _asset)
-    app.router.add_get("/api/runs", _json_of(lambda conn, store, request: data.runs(conn)))
-    app.router.add_get("/api/runs/{experiment}/{run}", _json_of(
-        lambda conn, store, request: data.run(conn, store, _ref(request))))
+    app.router.add_get("/api/runs", _json_of(lambda source, request: source.runs()))
+    app.router.add_get("/api/runs/{experiment}/{run}", _json_of(lambda source, request: source.run(_ref(request))))
     app.router.add_get("/api/runs/{experiment}/{run}/metrics/{name:.+}", _json_of(
-        lambda conn, store, request: data.series(conn, _ref(request), request.match_info["name"],
-                                                 _number(request, "buckets", data.DEFAULT_BUCKETS, 10, 10_000))))
+        lambda source, request: source.series(_ref(request), request.match_info["name"],
+                                              _number(request, "buckets", data.DEFAULT_BUCKETS, 10, 10_000))))
     app.router.add_get("/api/runs/{experiment}/{run}/tables/{name}", _json_of(
-        lambda conn, store, request: data.table_page(store, _ref(request), request.match_info["name"],
-                                                     _number(request, "offset", 0, 0, 10**12),
-                                                     _number(request, "limit", 50, 1, 1_000))))
+        lambda source, request: source.table_page(_ref(request), request.match_info["name"],
+                                                  _number(request, "offset", 0, 0, 10**12),
+                                                  _number(request, "limit", 50, 1, 1_000))))
     app.router.add_get("/api/runs/{experiment}/{run}/charts/{name}", _json_of(
-        lambda conn, store, request: data.chart(store, _ref(request), request.match_info["name"])))
+        lambda source, request: source.chart(_ref(request), request.match_info["name"])))
     app.router.add_get("/files/{experiment}/{run}/{path:.+}", _file)
     return app
 
@@ -142,19 +142,13 @@ def _number(request: web.Request, name: str, default: int, low: int, high: int) 
     return value
 
 
-def _json_of(read: Callable[[sqlite3.Connection, str, web.Request], Any]) -> Handler:
-    """A handler answering ``read(conn, store, request)`` as JSON, read in a worker thread; a store
-    that is missing or unreadable, and a run or metric not found, answer with a message, not a
-    traceback."""
+def _json_of(read: Callable[[Any, web.Request], Awaitable[Any]]) -> Handler:
+    """A handler answering ``await read(source, request)`` as JSON; a store that is missing or
+    unreadable, SageMaker unreachable, and a run, metric or artifact not found answer with a
+    message, not a traceback."""
     async def handler(request: web.Request) -> web.StreamResponse:
-        store = request.app["store"]
-
-        def answer() -> Any:
-            with db.opened(store) as conn:
-                return read(conn, store, request)
-
         try:
-            body = await anyio.to_thread.run_sync(answer)
+            body = await read(request.app["source"], request)
         except (queries.RunNotFoundError, queries.AmbiguousRunError, ArtifactNotFoundError, KeyError) as exc:
             return _error(404, str(exc).strip("'\""))
         except (ValueError, ArtifactUnreadableError) as exc:  # not a table or chart, or unreadable
@@ -162,8 +156,8 @@ def _json_of(read: Callable[[sqlite3.Connection, str, web.Request], Any]) -> Han
         except db.NoStoreError as exc:
             return _error(503, str(exc))
         except (sqlite3.Error, SagerunError) as exc:
-            logger.warning("sagerun ui: could not read the store at %s: %s", store, exc)
-            return _error(503, f"the local store at {store} cannot be read: {exc}")
+            logger.warning("sagerun ui: could not read the runs: %s", exc)
+            return _error(503, f"the runs cannot be read: {exc}")
         return web.json_response(body, dumps=lambda value: json.dumps(value, allow_nan=False))
 
     return handler
@@ -174,16 +168,9 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def _file(request: web.Request) -> web.StreamResponse:
-    store = request.app["store"]
-
-    def find() -> str | None:
-        with db.opened(store) as conn:
-            info = queries.find_run(conn, _ref(request))
-        return data.file_path(store, info, request.match_info["path"])
-
     try:
-        path = await anyio.to_thread.run_sync(find)
-    except (queries.RunNotFoundError, queries.AmbiguousRunError, db.NoStoreError, sqlite3.Error):
+        path = await request.app["source"].file_path(_ref(request), request.match_info["path"])
+    except (queries.RunNotFoundError, queries.AmbiguousRunError, SagerunError, sqlite3.Error, KeyError):
         path = None
     if path is None:
         raise web.HTTPNotFound(text="no such file of this run\n")
@@ -193,15 +180,16 @@ async def _file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers=headers)
 
 
-async def serve(store_path: str, host: str, port: int, started: Callable[[str], None]) -> None:
-    """Serve the UI until cancelled; ``started(url)`` once it listens (``port`` 0: a free one).
+async def serve(source: Any, host: str, port: int, started: Callable[[str], None]) -> None:
+    """Serve the UI over ``source`` until cancelled; ``started(url)`` once it listens (``port`` 0:
+    a free one).
 
     Raises:
         UIUnavailableError: plotly is not installed.
         OSError: the address cannot be bound.
     """
     token = None if is_loopback(host) else new_token()
-    runner = web.AppRunner(make_app(store_path, token=token), access_log=None)
+    runner = web.AppRunner(make_app(source, token=token), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

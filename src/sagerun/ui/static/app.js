@@ -100,7 +100,7 @@ async function runsPage() {
       } })),
       el("td", {}, r.experiment), el("td", { class: "name" }, el("a", { href: `#/run/${runPath(r.ref)}` }, r.run)),
       el("td", {}, r.status || "-"), el("td", {}, when(r.start_time)), el("td", {}, seconds(r.duration)),
-      el("td", {}, r.metric_count), el("td", {}, r.point_count.toLocaleString()),
+      el("td", {}, r.metric_count ?? "-"), el("td", {}, (r.point_count ?? "-").toLocaleString()),
       el("td", {}, Object.entries(r.tags).map(([k, v]) => el("span", { class: "tag" }, `${k}=${v}`))))));
     document.getElementById("count").textContent = `${shown.length} of ${runs.length} runs`;
     compare.disabled = listing.selected.size < 2;

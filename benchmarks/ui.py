@@ -104,7 +104,7 @@ def main() -> None:
                      url + "api/runs/big/long/metrics/train:loss"),
                     ("/api/.../metrics/val:loss (10 points)", url + "api/runs/sweep-0/trial-0/metrics/val:loss"),
                     (f"/api/.../tables/scores, rows 1-50 of {args.points:,}", url + "api/runs/big/long/tables/scores"),
-                    (f"/api/.../tables/scores, the last 50 rows", url + "api/runs/big/long/tables/scores"
+                    ("/api/.../tables/scores, the last 50 rows", url + "api/runs/big/long/tables/scores"
                      f"?offset={args.points - 50}&limit=50")]
             print(f"{'endpoint':<58}{'median ms':>10}{'slowest ms':>11}{'bytes':>11}")
             for name, address in rows:

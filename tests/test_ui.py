@@ -128,6 +128,22 @@ def test_a_missing_store_is_a_clear_answer(tmp_path):
         process.wait(10)
 
 
+def test_a_corrupt_store_is_a_clear_answer_and_the_page_says_so(tmp_path, browser):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "sagerun.db").write_bytes(b"this is not an SQLite database" * 100)
+    process, url = start_ui(str(corrupt))
+    try:
+        status, body = get(url + "api/runs")
+        assert status == 503 and "cannot be read" in json.loads(body)["error"]
+        page = open_page(browser, url, "/")
+        assert "cannot be read" in page.inner_text("p.error")
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def test_on_another_host_the_token_printed_at_start_is_needed(store):
     process, url = start_ui(store, "--host", "0.0.0.0")
     try:
@@ -294,6 +310,8 @@ def test_runs_that_live_in_sagemaker(session, moto_url, metrics_fake, browser):
         run.log_parameters({"lr": 0.1})
         for step in range(30):
             run.log_metric("loss", 1 / (step + 1), step=step)
+        run.log_table("top-items", {"user": list(range(120)), "item": [f"item-{i}" for i in range(120)]})
+        run.log_confusion_matrix([0, 1, 1], [0, 1, 0], title="val-confusion")
         with run.child_run("fold-0") as child:
             child.log_metric("auc", 0.9, step=0)
     moto_metrics = boto3.client("sagemaker-metrics", endpoint_url=moto_url, region_name="us-east-1")
@@ -321,9 +339,20 @@ def test_runs_that_live_in_sagemaker(session, moto_url, metrics_fake, browser):
         assert metrics_fake.reads == 1
         get(url + "api/runs/sm-ui/remote/metrics/loss")
         assert metrics_fake.reads == 1  # cached: a UI asking again does not call SageMaker again
+        kinds = {a["name"]: a["kind"] for a in shown["artifacts"]["output"]}
+        assert kinds == {"top-items": "Table (120 rows)", "val-confusion": "ConfusionMatrix"}
+        page_of = json.loads(get(url + "api/runs/sm-ui/remote/tables/top-items?offset=100&limit=50")[1])
+        assert page_of["row_count"] == 120 and [r[0] for r in page_of["rows"]] == list(range(100, 120))
+        matrix = json.loads(get(url + "api/runs/sm-ui/remote/charts/val-confusion")[1])
+        assert matrix["confusionMatrix"] == [[1, 0], [1, 1]]
         page = open_page(browser, url, "/run/sm-ui/remote")
         page.wait_for_selector(".chart[data-metric='loss'][data-points]")
         assert page.locator(".chart[data-metric='loss']").evaluate("d => d.data[0].x.length") == 30
+        page.wait_for_selector(".chart[data-chart='val-confusion'][data-kind]")
+        assert page.locator(".chart[data-chart='val-confusion']").evaluate("d => d.data[0].type") == "heatmap"
+        page.click("button.preview[data-table='top-items']")
+        page.wait_for_selector("#table-preview[data-offset='0']")
+        assert page.inner_text("#table-range") == "rows 1–50 of 120"
         page.close()
     finally:
         process.terminate()

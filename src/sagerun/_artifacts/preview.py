@@ -88,10 +88,21 @@ def table_preview(store_path: str, run_ref: str, name: str, rows: int = DEFAULT_
     if rows < 0 or offset < 0:
         raise ValueError(f"rows and offset must be 0 or more; got {rows} and {offset}")
     found = find_artifact(store_path, run_ref, name)
-    # The head line, the rows, and the closing line: no more is fetched.
-    with open_lines(found.artifact.value, store_path, found.run.trial_component_name, session=session,
-                    max_lines=offset + rows + 2) as lines:
-        return found, tables.read_preview(lines, rows, found.where, offset)
+    return found, table_at(found.artifact.value, found.where, rows, offset, store_path,
+                           found.run.trial_component_name, session)
+
+
+def table_at(uri: str, where: str, rows: int, offset: int = 0, store_path: str = "", trial_component_name: str = "",
+             session: Session | None = None) -> tables.TablePreview:
+    """``rows`` rows from row ``offset`` of the table document at ``uri`` (``file://`` in the
+    store, or ``s3://``); the head line, those rows and no more are fetched.
+
+    Raises:
+        ValueError: the document is not a table (``where`` names it).
+        ArtifactUnreadableError: it cannot be read.
+    """
+    with open_lines(uri, store_path, trial_component_name, session=session, max_lines=offset + rows + 2) as lines:
+        return tables.read_preview(lines, rows, where, offset)
 
 
 def chart_document(store_path: str, run_ref: str, name: str,
@@ -103,12 +114,23 @@ def chart_document(store_path: str, run_ref: str, name: str,
         ArtifactNotFoundError, RunNotFoundError, AmbiguousRunError, NoStoreError, ArtifactUnreadableError.
     """
     found = find_artifact(store_path, run_ref, name)
-    raw = read_document(found.artifact.value, store_path, found.run.trial_component_name, session=session)
+    return found, chart_at(found.artifact.value, found.where, store_path, found.run.trial_component_name, session)
+
+
+def chart_at(uri: str, where: str, store_path: str = "", trial_component_name: str = "",
+             session: Session | None = None) -> dict[str, Any]:
+    """The chart document at ``uri`` (``file://`` in the store, or ``s3://``).
+
+    Raises:
+        ValueError: it is not a chart document (``where`` names it).
+        ArtifactUnreadableError: it cannot be read.
+    """
+    raw = read_document(uri, store_path, trial_component_name, session=session)
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ValueError(f"{found.where} is not a JSON chart document") from None
-    return found, charts.check_chart(document, found.where)
+        raise ValueError(f"{where} is not a JSON chart document") from None
+    return charts.check_chart(document, where)
 
 
 def chart_png(store_path: str, run_ref: str, name: str, out: str, *, width: int = DEFAULT_SIZE[0],
@@ -251,6 +273,22 @@ def _kind(store_path: str, trial_component_name: str, artifact: Artifact) -> str
             head = file.readline(1 << 16).rstrip()
     except OSError:
         return "file (missing)"
+    return head_kind(head)
+
+
+def document_kind(uri: str, session: Session | None = None) -> str:
+    """What the JSON document at ``uri`` (``s3://`` too) is, from its first line alone, as
+    ``artifact_kinds`` says it; ``S3 object`` or ``file`` when it cannot be read.
+    """
+    try:
+        with open_lines(uri, "", "", session=session, max_lines=1) as lines:
+            return head_kind(next(iter(lines), b"")[: 1 << 16])
+    except ArtifactUnreadableError:
+        return "S3 object" if s3_location(uri) is not None else "file"
+
+
+def head_kind(head: bytes) -> str:
+    """A document's kind from its first line: ``Table (N rows)``, a chart's type, or ``file``."""
     # Documents written here start with their type; a table's head line holds its row count.
     kind_match = _TYPE.match(head)
     kind = kind_match.group(1).decode() if kind_match else None
@@ -261,4 +299,5 @@ def _kind(store_path: str, trial_component_name: str, artifact: Artifact) -> str
 
 
 __all__ = ["ArtifactNotFoundError", "ArtifactUnreadableError", "ChartsUnavailableError", "FoundArtifact",
-           "artifact_kinds", "chart_document", "chart_image", "chart_png", "find_artifact", "render_chart", "table_preview"]
+           "artifact_kinds", "chart_at", "chart_document", "chart_image", "chart_png", "document_kind", "find_artifact",
+           "head_kind", "render_chart", "table_at", "table_preview"]

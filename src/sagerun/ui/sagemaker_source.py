@@ -6,7 +6,8 @@
 SageMaker throttles Search (sagemaker-python-sdk issue #2293), and a UI asks again and again, so
 reads are cached for ``CACHE_SECONDS`` and made by one request at a time: a page opened by many
 tabs costs one round of calls, and a busy account is not driven into throttling by a browser.
-Files, tables and chart documents live in S3 and are not read here yet.
+Tables and chart documents are read from S3 as the local store's are read from disk: a table's
+head line and one page of rows, a chart whole. Other files are listed with their S3 URI.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import time
 from typing import Any, Awaitable, Callable
 
 import anyio
+import anyio.to_thread
 import botocore.exceptions
 import numpy as np
 
+from .._artifacts.charts import MEDIA_TYPE
+from .._artifacts.preview import ArtifactNotFoundError, chart_at, document_kind, table_at
 from .._model.errors import BackendError, TransportError
 from .._model.naming import check_name
 from .._model.records import RunRecord
@@ -128,9 +132,9 @@ class SageMakerSource:
         metrics = [{"name": m["MetricName"], "count": m.get("Count"), "min": m.get("Min"), "max": m.get("Max"),
                     "last": m.get("Last"), "last_step": None, "last_timestamp": None}
                    for m in described.get("Metrics", [])]
+        kinds = await self._kinds(record)
         artifacts = {direction: [{"name": name, "value": a.value, "media_type": a.media_type,
-                                  "kind": "S3 object" if a.value.startswith("s3://") else "value", "url": None}
-                                 for name, a in held.items()]
+                                  "kind": kinds.get(a.value, "value"), "url": None} for name, a in held.items()]
                      for direction, held in (("input", record.input_artifacts), ("output", record.output_artifacts))}
         return {**_listed(record, refs), "parent_ref": refs.get(record.parent or ""),
                 "children": [refs[r.trial_component_name] for r in records if r.parent == record.trial_component_name],
@@ -162,11 +166,39 @@ class SageMakerSource:
         return {"run": _ref(record), "name": name, "total": int(len(values)), "status": record.status,
                 "steps": steps[keep].tolist(), "timestamps": times[keep].tolist(), "values": values[keep].tolist()}
 
+    async def _kinds(self, record: RunRecord) -> dict[str, str]:
+        """What each S3 artifact of the run is: a JSON one's first line says (one ranged read each)."""
+        async def read() -> dict[str, str]:
+            found = {}
+            for artifact in [*record.input_artifacts.values(), *record.output_artifacts.values()]:
+                if not artifact.value.startswith("s3://"):
+                    continue
+                found[artifact.value] = "S3 object"
+                if artifact.media_type == MEDIA_TYPE:
+                    found[artifact.value] = await anyio.to_thread.run_sync(document_kind, artifact.value, self.session)
+            return found
+
+        return await self._cached(("kinds", record.trial_component_name), read)  # type: ignore[no-any-return]
+
+    async def _artifact(self, ref: str, name: str) -> tuple[RunRecord, str]:
+        record = await self._find(ref)
+        artifact = record.output_artifacts.get(name) or record.input_artifacts.get(name)
+        if artifact is None or not artifact.value.startswith("s3://"):
+            raise ArtifactNotFoundError(f"run {ref} has no artifact {name!r} in S3")
+        return record, artifact.value
+
     async def table_page(self, ref: str, name: str, offset: int, limit: int) -> dict[str, Any]:
-        raise KeyError(f"tables of runs read from SageMaker are not previewed yet: {name!r} is in S3")
+        """A page of the table ``name``, read from S3: its head line and those rows only."""
+        _, uri = await self._artifact(ref, name)
+        preview = await anyio.to_thread.run_sync(lambda: table_at(uri, f"{ref} {name}", limit, offset,
+                                                                  session=self.session))
+        return {"name": name, "title": preview.title, "columns": preview.column_names, "rows": preview.rows,
+                "row_count": preview.row_count, "offset": offset}
 
     async def chart(self, ref: str, name: str) -> dict[str, Any]:
-        raise KeyError(f"charts of runs read from SageMaker are not drawn yet: {name!r} is in S3")
+        _, uri = await self._artifact(ref, name)
+        return await self._cached(("chart", uri), lambda: anyio.to_thread.run_sync(
+            lambda: chart_at(uri, f"{ref} {name}", session=self.session)))  # type: ignore[no-any-return]
 
     async def file_path(self, ref: str, relative: str) -> str | None:
         return None

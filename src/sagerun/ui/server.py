@@ -116,8 +116,8 @@ async def _page(request: web.Request) -> web.StreamResponse:
 
 async def _asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name == "plotly.min.js":
-        return web.FileResponse(request.app["plotly"])
+    if name == "plotly.min.js":  # a file of an installed package: it changes only with its version
+        return web.FileResponse(request.app["plotly"], headers={"Cache-Control": "max-age=86400"})
     if name not in _ASSETS:
         raise web.HTTPNotFound()
     return web.FileResponse(os.path.join(STATIC, name), headers={"Cache-Control": "no-cache"})

@@ -99,11 +99,12 @@ def test_a_quota_is_kept_to_once_it_is_found(session, metrics_fake):
     metrics_fake.configure(latency_ms=20, rate_limit=50)
     paced = dataclasses.replace(session, retry_deadline=60.0, close_timeout=30.0)
     with sagerun.sync.Run("exp", "quota", session=paced) as run:
-        # 220 requests' worth: enough to be sending throughout the 3.5 s below, at 50 a second
-        run.log_metrics({"loss": [float(i) for i in range(2_200)]}, step=0)
+        # 320 requests' worth: enough to be sending throughout the 4.5 s below, at 50 a second; the
+        # 3 s window makes one request more or less 0.33/s of the rate, not 0.5/s
+        run.log_metrics({"loss": [float(i) for i in range(3_200)]}, step=0)
         time.sleep(1.5)  # past the first throttles
         before, t0 = metrics_fake.stats, time.monotonic()
-        time.sleep(2.0)
+        time.sleep(3.0)
         after, t1 = metrics_fake.stats, time.monotonic()
         rate = run.ingest_stats.send_rate
     requests = after["requests"] - before["requests"]
@@ -111,4 +112,4 @@ def test_a_quota_is_kept_to_once_it_is_found(session, metrics_fake):
     assert (requests - throttled) / (t1 - t0) >= 0.9 * 50, (requests, throttled)
     assert throttled <= 0.1 * requests, (requests, throttled)
     assert rate is not None and 30 < rate < 80, rate
-    assert sorted(p["value"] for p in metrics_fake.points) == [float(i) for i in range(2_200)]
+    assert sorted(p["value"] for p in metrics_fake.points) == [float(i) for i in range(3_200)]

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 import sagerun
 import sagerun.sync
+from older_store import older_store
 
 
 def model_folder(tmp_path):
@@ -121,17 +122,7 @@ def test_the_local_store_numbers_versions_and_sagerun_models_lists_them(tmp_path
 
 
 def test_a_store_of_the_version_before_gains_the_models_table(tmp_path):
-    import sqlite3
-
-    store = tmp_path / "old"
-    session = sagerun.Session(backend="local", store=str(store))
-    with sagerun.sync.Run("exp", "before", session=session):
-        pass
-    conn = sqlite3.connect(store / "sagerun.db")
-    conn.execute("DROP TABLE models")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
+    session = older_store(tmp_path / "old", "DROP TABLE models", 3)
     with sagerun.sync.Run("exp", "after", session=session) as run:
         version = run.register_model("m", "s3://bucket/m.tar.gz")
     assert (version.version, version.model_data, version.run) == (1, "s3://bucket/m.tar.gz", "exp-after")

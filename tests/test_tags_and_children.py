@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -13,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 import sagerun
 import sagerun.sync
+from older_store import older_store
 
 
 def unique(name: str) -> str:
@@ -125,15 +125,7 @@ def test_the_local_store_keeps_the_tree_and_the_cli_shows_it(local_session, tmp_
 
 
 def test_a_store_of_the_version_before_gains_the_parent_column(tmp_path):
-    store = tmp_path / "old"
-    session = sagerun.Session(backend="local", store=str(store), linger=0.001)
-    with sagerun.sync.Run("exp", "before", session=session):
-        pass
-    conn = sqlite3.connect(store / "sagerun.db")
-    conn.execute("ALTER TABLE runs DROP COLUMN parent")
-    conn.execute("PRAGMA user_version = 2")
-    conn.commit()
-    conn.close()
+    session = older_store(tmp_path / "old", "ALTER TABLE runs DROP COLUMN parent", 2, linger=0.001)
     with sagerun.sync.Run("exp", "after", session=session) as run:
         with run.child_run("c"):
             pass

@@ -89,6 +89,7 @@ def test_the_json_endpoints(ui):
     assert first["tags"] == {"team": "vision"} and first["parameters"] == {"layers": 3, "lr": 0.1}
     run = json.loads(get(ui + "api/runs/mnist/fast")[1])
     assert run["children"] == ["mnist/fast-fold-0"]
+    assert json.loads(get(ui + "api/runs/mnist/fast-fold-0")[1])["parent_ref"] == "mnist/fast"
     assert {m["name"]: m["count"] for m in run["metrics"]} == {"train:loss": LONG, "val:loss": 20}
     image = next(a for a in run["artifacts"]["output"] if a["name"] == "sample")
     assert get(ui + image["url"].lstrip("/")) == (200, PNG_1PX)

@@ -47,9 +47,10 @@ class Drain:
         self.session = session
         self.dead_letter = dead_letter
         self.report = report
-        self.close_by: float | None = None
         """Warn about lag, and at close about points not delivered (a sender process leaves both to
         its parent, which sees the whole run)."""
+        self.close_by: float | None = None
+        """When the run's close must end (``time.monotonic()``), once it has begun (``closing``)."""
         self.kept_in = kept_in
         """The store whose spool keeps the dead letters (the default hook's), for the close summary."""
         self.dead_lettered = 0

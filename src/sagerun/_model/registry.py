@@ -22,6 +22,8 @@ _MAX_IMAGE = 255
 #: customer metadata keys on a SageMaker model package, and model version tags on MLflow
 RUN_KEY = "sagerun:trial-component"
 EXPERIMENT_KEY = "sagerun:experiment"
+#: where the files are, on a SageMaker model package without an inference specification to hold it
+MODEL_DATA_KEY = "sagerun:model-data"
 
 
 class ModelRequest(NamedTuple):

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 import botocore.exceptions
 
 from .._model.records import RunRecord
-from .._model.registry import EXPERIMENT_KEY, RUN_KEY, ModelRequest, ModelVersion
+from .._model.registry import EXPERIMENT_KEY, MODEL_DATA_KEY, RUN_KEY, ModelRequest, ModelVersion
 from .aws import short_error
 
 logger = logging.getLogger("sagerun")
@@ -56,7 +56,7 @@ async def register(call: Call, sagemaker: Any, record: RunRecord, run_arn: str, 
     if request.image_uri:
         package["InferenceSpecification"] = {"Containers": [{"Image": request.image_uri, "ModelDataUrl": model_data}]}
     else:
-        package["CustomerMetadataProperties"]["sagerun:model-data"] = model_data
+        package["CustomerMetadataProperties"][MODEL_DATA_KEY] = model_data
     if request.tags:
         package["Tags"] = request.tags
     arn = str((await call(sagemaker.create_model_package, **package))["ModelPackageArn"])

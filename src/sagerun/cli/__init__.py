@@ -57,9 +57,9 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
     command = f"sagerun show {result.ref}"
     if store and store != Session.from_env().store_path:
         command += f" --store {path}"
+    browse = "sagerun ui" + (f" --store {path}" if " --store " in command else "")
     if as_json:
-        echo_json({**dataclasses.asdict(result), "show": command,
-                   "ui": "sagerun ui" + (f" --store {path}" if " --store " in command else "")})
+        echo_json({**dataclasses.asdict(result), "show": command, "ui": browse})
         return
     click.echo(f"Trained a logistic regression on scikit-learn's digits: {epochs} epochs, {result.steps} steps, "
                f"validation accuracy {result.val_accuracy:.3f} ({result.seconds:.1f} s).")
@@ -67,7 +67,6 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
     click.echo(f"See it with:  {command}")
     click.echo(f"Draw its confusion matrix:  {command.replace('show', 'chart', 1)} val-confusion --out confusion.png"
                "  (with pip install 'sagerun[charts]')")
-    browse = "sagerun ui" + (f" --store {path}" if " --store " in command else "")
     click.echo(f"Browse it:  {browse}  (with pip install 'sagerun[ui]'), then open the URL it prints")
 
 
@@ -104,7 +103,7 @@ def show(store: str | None, as_json: bool, run: str) -> None:
         record = load_run(conn, info.id)
         summaries = queries.metric_summaries(conn, info.id)
         registered = list_models(conn, run=info.trial_component_name)
-        children = [r.ref for r in queries.list_runs(conn, info.experiment) if r.parent == info.trial_component_name]
+        children = queries.children(conn, info)
     artifacts: dict[str, dict[str, dict[str, Any]]] = {}
     for direction, held in (("input", record.input_artifacts), ("output", record.output_artifacts)):
         # What each one is (a chart, a table, a file, a value): read from the first line of local documents.

@@ -153,6 +153,11 @@ def find_run(conn: sqlite3.Connection, ref: str) -> RunInfo:
     return RunInfo(*rows[0])
 
 
+def children(conn: sqlite3.Connection, info: RunInfo) -> list[str]:
+    """The ``experiment/run`` names of the child runs of ``info``, oldest first."""
+    return [run.ref for run in list_runs(conn, info.experiment) if run.parent == info.trial_component_name]
+
+
 def metric_summaries(conn: sqlite3.Connection, run_id: int) -> list[MetricSummary]:
     """Count, min, max and last value of each metric of run ``run_id``, by name; read from the
     summaries kept beside each block, not from the points."""

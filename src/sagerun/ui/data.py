@@ -20,6 +20,7 @@ import numpy as np
 
 from .._artifacts.preview import artifact_kinds, chart_document, table_preview
 from .._artifacts.storage import path_of_uri
+from .._artifacts.tables import TablePreview
 from .._model.tags import as_dict
 from ..store import db, queries
 from ..store.metrics import NO_STEP, read_series
@@ -54,11 +55,14 @@ def run(conn: sqlite3.Connection, store_path: str, ref: str) -> dict[str, Any]:
         artifacts[direction] = [
             {"name": name, "value": a.value, "media_type": a.media_type, "kind": kinds[name],
              "url": _file_url(store_path, info, a.value)} for name, a in held.items()]
-    children = [r.ref for r in queries.list_runs(conn, info.experiment) if r.parent == info.trial_component_name]
-    parent = next((r.ref for r in queries.list_runs(conn, info.experiment)
-                   if record.parent and r.trial_component_name == record.parent), None)
+    parent = None
+    if record.parent:
+        try:
+            parent = queries.find_run(conn, record.parent).ref  # a trial component name finds its run
+        except queries.RunNotFoundError:  # a parent this store does not hold
+            pass
     return {**info.as_json(), "ref": info.ref, "duration": info.duration, "tags": as_dict(record.tags),
-            "parameters": record.parameters, "parent_ref": parent, "children": children,
+            "parameters": record.parameters, "parent_ref": parent, "children": queries.children(conn, info),
             "metrics": [s.as_json() for s in queries.metric_summaries(conn, info.id)], "artifacts": artifacts,
             "models": [version._asdict() for version in list_models(conn, run=info.trial_component_name)]}
 
@@ -77,11 +81,17 @@ def series(conn: sqlite3.Connection, ref: str, name: str, buckets: int = DEFAULT
     if found is None:
         raise KeyError(f"run {info.ref} has no metric {name!r}")
     points = read_series(conn, found[0], name)
-    keep = downsample(points.values, buckets)
-    steps = points.steps[keep]
-    return {"run": info.ref, "name": name, "total": int(len(points.values)), "status": info.status,
-            "steps": np.where(steps == NO_STEP, -1, steps).tolist(), "timestamps": points.timestamps[keep].tolist(),
-            "values": points.values[keep].tolist()}
+    return series_answer(info.ref, name, info.status, np.where(points.steps == NO_STEP, -1, points.steps),
+                         points.timestamps, points.values, buckets)
+
+
+def series_answer(ref: str, name: str, status: str | None, steps: np.ndarray, timestamps: np.ndarray,
+                  values: np.ndarray, buckets: int) -> dict[str, Any]:
+    """The JSON of a metric's points, from either source: cut down with ``downsample`` to what
+    ``buckets`` pixels show, with ``total`` the count before; a step of -1 is a point without one."""
+    keep = downsample(values, buckets)
+    return {"run": ref, "name": name, "total": int(len(values)), "status": status, "steps": steps[keep].tolist(),
+            "timestamps": timestamps[keep].tolist(), "values": values[keep].tolist()}
 
 
 def table_page(store_path: str, ref: str, name: str, offset: int, limit: int) -> dict[str, Any]:
@@ -94,6 +104,11 @@ def table_page(store_path: str, ref: str, name: str, offset: int, limit: int) ->
         ValueError: the artifact is not a table.
     """
     _, preview = table_preview(store_path, ref, name, limit, offset=offset)
+    return page_answer(name, preview, offset)
+
+
+def page_answer(name: str, preview: TablePreview, offset: int) -> dict[str, Any]:
+    """The JSON of a page of a table, from either source."""
     return {"name": name, "title": preview.title, "columns": preview.column_names, "rows": preview.rows,
             "row_count": preview.row_count, "offset": offset}
 
@@ -111,7 +126,7 @@ def chart(store_path: str, ref: str, name: str) -> dict[str, Any]:
 def file_path(store_path: str, info: queries.RunInfo, relative: str) -> str | None:
     """The path of the run's file ``relative`` (to ``<store>/artifacts/<trial component>/``), or
     ``None`` when that would leave the folder: ``..``, an absolute path, or a symlink out of it."""
-    folder = os.path.realpath(os.path.join(store_path, "artifacts", info.trial_component_name))
+    folder = _files_of(store_path, info)
     if not relative or os.path.isabs(relative) or "\\" in relative or "\0" in relative:
         return None
     path = os.path.realpath(os.path.join(folder, relative))
@@ -120,9 +135,14 @@ def file_path(store_path: str, info: queries.RunInfo, relative: str) -> str | No
     return path
 
 
+def _files_of(store_path: str, info: queries.RunInfo) -> str:
+    """The folder of the run's files in the store, symlinks resolved."""
+    return os.path.realpath(os.path.join(store_path, "artifacts", info.trial_component_name))
+
+
 def _file_url(store_path: str, info: queries.RunInfo, value: str) -> str | None:
     path = path_of_uri(value)
-    folder = os.path.realpath(os.path.join(store_path, "artifacts", info.trial_component_name))
+    folder = _files_of(store_path, info)
     if path is None or os.path.commonpath([folder, os.path.realpath(path)]) != folder:
         return None
     return f"/files/{info.experiment}/{info.name}/{os.path.relpath(os.path.realpath(path), folder)}"

@@ -31,7 +31,7 @@ from .._model.tags import as_dict
 from ..backends.aws import call_with_retries, open_client
 from ..backends.sagemaker import SageMakerBackend
 from ..store import queries
-from .downsample import downsample
+from .data import page_answer, series_answer
 
 #: seconds a read of SageMaker is kept before it is made again
 CACHE_SECONDS = 10.0
@@ -158,13 +158,11 @@ class SageMakerSource:
         answer = await self._cached(("series", arn, name, fresh), read)
         by_step, by_time = answer["MetricQueryResults"]
         values = np.asarray(by_step.get("MetricValues", []), dtype=float)
-        keep = downsample(values, buckets)
         steps = np.asarray(by_step.get("XAxisValues", []), dtype=np.int64)
         times = np.asarray(by_time.get("XAxisValues", [0] * len(values)), dtype=float)
         if len(times) != len(values):
             times = np.zeros(len(values))
-        return {"run": _ref(record), "name": name, "total": int(len(values)), "status": record.status,
-                "steps": steps[keep].tolist(), "timestamps": times[keep].tolist(), "values": values[keep].tolist()}
+        return series_answer(_ref(record), name, record.status, steps, times, values, buckets)
 
     async def _kinds(self, record: RunRecord) -> dict[str, str]:
         """What each S3 artifact of the run is: a JSON one's first line says (one ranged read each)."""
@@ -192,8 +190,7 @@ class SageMakerSource:
         _, uri = await self._artifact(ref, name)
         preview = await anyio.to_thread.run_sync(lambda: table_at(uri, f"{ref} {name}", limit, offset,
                                                                   session=self.session))
-        return {"name": name, "title": preview.title, "columns": preview.column_names, "rows": preview.rows,
-                "row_count": preview.row_count, "offset": offset}
+        return page_answer(name, preview, offset)
 
     async def chart(self, ref: str, name: str) -> dict[str, Any]:
         _, uri = await self._artifact(ref, name)

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import struct
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -361,8 +362,9 @@ async def test_bad_inputs_are_clear_errors_at_the_call(tmp_path):
     async with run:
         with pytest.raises(ValueError, match="missing.bin does not exist"):
             await run.log_file(str(tmp_path / "missing.bin"))
-        with pytest.raises(ValueError, match="is not a regular file"):
-            await run.log_file(str(tmp_path))
+        os.mkfifo(tmp_path / "pipe")
+        with pytest.raises(ValueError, match="is not a regular file or a folder"):
+            await run.log_file(str(tmp_path / "pipe"))
         with pytest.raises(ValueError, match="y_true has 3 values but y_pred has 2"):
             await run.log_confusion_matrix([0, 1, 1], [0, 1])
         with pytest.raises(ValueError, match="y_true has 2 values but y_score has 3"):
@@ -404,3 +406,19 @@ async def test_two_files_of_one_name_sharing_an_object_is_warned_about(tmp_path,
         second = await run.log_file(str(tmp_path / "b" / "model.pt"), name="second")
     assert first == second  # the SageMaker SDK's layout: <prefix>/<trial component>/<file name>
     assert any("replaced the file of artifact 'first'" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_folder_is_stored_as_a_tar_gz_of_its_content(tmp_path):
+    checkpoint = tmp_path / "checkpoint-500"
+    (checkpoint / "nested").mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    (checkpoint / "nested" / "state.json").write_text("{}")
+    async with sagerun.Run("exp", "folder", session=local(tmp_path / "store")) as run:
+        uri = await run.log_file(str(checkpoint))
+    assert uri.endswith("/checkpoint-500.tar.gz")
+    with opened(str(tmp_path / "store")) as conn:
+        artifact = load_run(conn, find_run(conn, "exp/folder").id).output_artifacts["checkpoint-500"]
+    assert artifact.value == uri and artifact.media_type == "application/gzip"
+    with tarfile.open(path_of_uri(uri)) as archive:
+        assert sorted(archive.getnames()) == ["model.safetensors", "nested", "nested/state.json"]
+        assert archive.extractfile("model.safetensors").read() == b"weights"

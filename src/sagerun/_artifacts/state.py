@@ -27,7 +27,7 @@ from .._model.records import Artifact, RunRecord
 from . import charts, tables
 from .rows import GrowingTables
 from .limits import ArtifactSlots, check_artifact, guess_media_type
-from .storage import LocalStorage, Storage, StoredObject, file_name, readable_file
+from .storage import GZIP, LocalStorage, Storage, StoredObject, archived, file_name, readable_file
 
 logger = logging.getLogger("sagerun")
 
@@ -76,14 +76,21 @@ class RunArtifacts:
         self.slots.put(record, name, Artifact(value, media_type), is_output)
 
     async def log_file(self, parts: RunParts, file_path: Any, name: str | None, media_type: str | None,
-                       is_output: bool) -> str:
-        """Store the file and record its URI; return the URI.
+                       is_output: bool, archive_name: str | None = None) -> str:
+        """Store the file, or a folder as ``<archive_name or its name>.tar.gz``, and record its URI;
+        return the URI.
 
         Raises:
             TypeError, ValueError: the file is missing or unreadable, a bad name or media type, or no
                 slot is left (all before anything is uploaded).
             BackendError: the file could not be stored.
         """
+        if isinstance(file_path, (str, os.PathLike)) and os.path.isdir(file_path):
+            folder = os.path.abspath(os.fspath(file_path))
+            base = archive_name or os.path.basename(folder.rstrip(os.sep))
+            check_artifact(name or base, "", GZIP)
+            async with archived(folder, base) as archive:
+                return await self.log_file(parts, archive, name or base, GZIP, is_output)
         path, _ = readable_file(file_path)
         base = os.path.basename(path)
         name = base if name is None else name

@@ -14,15 +14,17 @@ import dataclasses
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Protocol
+from typing import AsyncIterator, Protocol
 
 import anyio.to_thread
 
 DEFAULT_PREFIX = "trial-component-artifacts"
+GZIP = "application/gzip"
 LOCAL_FOLDER = "artifacts"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]+")
 
@@ -63,6 +65,25 @@ def file_name(name: str, extension: str = "") -> str:
     return cleaned + extension
 
 
+@contextlib.asynccontextmanager
+async def archived(folder: str, base: str) -> AsyncIterator[str]:
+    """A temporary ``<base>.tar.gz`` of ``folder``'s content, made in a worker thread, deleted after."""
+    temporary = await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(prefix="sagerun-folder-"))
+    try:
+        archive = os.path.join(temporary, f"{file_name(base)}.tar.gz")
+        await anyio.to_thread.run_sync(_archive, folder, archive)
+        yield archive
+    finally:
+        await anyio.to_thread.run_sync(shutil.rmtree, temporary, True)
+
+
+def _archive(folder: str, path: str) -> None:
+    # The folder's content at the archive's top, as SageMaker unpacks model.tar.gz into /opt/ml/model.
+    with tarfile.open(path, "w:gz") as archive:
+        for entry in sorted(os.listdir(folder)):
+            archive.add(os.path.join(folder, entry), arcname=entry)
+
+
 def readable_file(file_path: object) -> tuple[str, int]:
     """The absolute path and size of ``file_path``, checked to be a regular file this process can read.
 
@@ -77,8 +98,7 @@ def readable_file(file_path: object) -> tuple[str, int]:
     if not os.path.exists(path):
         raise ValueError(f"{file_path} does not exist: log_file needs the path of an existing file")
     if not os.path.isfile(path):
-        raise ValueError(f"{file_path} is not a regular file: log_file uploads one file (bundle a folder "
-                         "into a tar or zip first)")
+        raise ValueError(f"{file_path} is not a regular file or a folder: log_file stores one of those")
     try:
         with open(path, "rb") as file:  # opening proves it readable: access() is wrong for root and ACLs
             size = os.fstat(file.fileno()).st_size

@@ -422,7 +422,8 @@ class Run:
     async def log_file(self, file_path: str, name: str | None = None, media_type: str | None = None,
                        is_output: bool = True) -> str:
         """Upload a file and record it as an output artifact (an input with ``is_output=False``);
-        return the URI recorded.
+        return the URI recorded. A folder (a checkpoint, a saved model) is stored as
+        ``<folder name>.tar.gz``, its content at the archive's top, made in a worker thread.
 
         To SageMaker it goes to ``s3://<bucket>/<prefix>/<trial component>/<file name>``; with the
         local store it is copied to ``<store>/artifacts/<trial component>/`` and recorded as a
@@ -430,7 +431,7 @@ class Run:
         extension suggests. Large files are uploaded in parts, a few at a time.
 
         Raises:
-            ValueError: the file does not exist, is not a regular file or cannot be read, a bad name
+            ValueError: the file does not exist, is neither a regular file nor a folder, or cannot be read, a bad name
                 or media type, or the run already has 30 artifacts of that direction; all before
                 anything is uploaded.
             RunNotOpenError: the run is not open.

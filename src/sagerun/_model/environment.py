@@ -68,3 +68,28 @@ def detect_job(environ: Mapping[str, str] | None = None,
     if arn:
         return JobEnvironment("transform", arn)
     return None
+
+
+#: where launchers put a process's global rank: torchrun and Lightning, Open MPI, Intel MPI and MPICH, Slurm
+_RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
+
+
+def process_rank(environ: Mapping[str, str] | None = None) -> int:
+    """This process's global rank in a distributed training, as its launcher set it; 0 when none did."""
+    env = os.environ if environ is None else environ
+    for variable in _RANK_VARIABLES:
+        raw = env.get(variable)
+        if raw is not None and raw.strip().isdigit():
+            return int(raw)
+    return 0
+
+
+EXPERIMENT_NAME = "SAGERUN_EXPERIMENT_NAME"
+RUN_NAME = "SAGERUN_RUN_NAME"
+
+
+def names_from_env(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The experiment and run that ``SAGERUN_EXPERIMENT_NAME`` and ``SAGERUN_RUN_NAME`` name, each
+    ``None`` when unset or empty: what a framework integration opens when it is given no names."""
+    env = os.environ if environ is None else environ
+    return env.get(EXPERIMENT_NAME) or None, env.get(RUN_NAME) or None

@@ -54,6 +54,20 @@ class ModelVersion(NamedTuple):
     run: str
 
 
+def check_group(group: object, argument: str = "model_package_group") -> str:
+    """``group`` if it is a name SageMaker takes for a model package group.
+
+    Raises:
+        TypeError, ValueError: it is not a str, or not 1 to 63 letters, digits and hyphens (named ``argument``).
+    """
+    if not isinstance(group, str):
+        raise TypeError(f"{argument} must be a str; got {type(group).__name__}")
+    if not _GROUP.match(group):
+        raise ValueError(f"{argument} must be 1 to 63 letters, digits and hyphens, starting and ending "
+                         f"with a letter or digit (SageMaker's rule); got {group!r}")
+    return group
+
+
 def check_model_request(group: object, model_data: object, description: object = None, image_uri: object = None,
                         approval_status: object = "PendingManualApproval", tags: object = None) -> ModelRequest:
     """The request of ``register_model``, checked.
@@ -64,11 +78,7 @@ def check_model_request(group: object, model_data: object, description: object =
             ``s3://`` URI nor an existing file or folder, ``approval_status`` is not one of
             ``APPROVAL_STATUSES``, ``description`` or ``image_uri`` is too long, or a tag is bad.
     """
-    if not isinstance(group, str):
-        raise TypeError(f"model_package_group must be a str; got {type(group).__name__}")
-    if not _GROUP.match(group):
-        raise ValueError(f"model_package_group must be 1 to 63 letters, digits and hyphens, starting and ending "
-                         f"with a letter or digit (SageMaker's rule); got {group!r}")
+    group = check_group(group)
     if not isinstance(model_data, (str, os.PathLike)):
         raise TypeError(f"model_data must be an s3:// URI or the path of a file or folder; "
                         f"got {type(model_data).__name__}")

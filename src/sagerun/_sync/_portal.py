@@ -4,7 +4,8 @@ Started on the first sync call that needs it, never in the caller's thread (so t
 where a loop already runs, as in Jupyter). Each coroutine runs on it in a copy of the caller's
 context, so context-based lookups (the current run) see what the caller sees. At interpreter exit
 the runs still open are closed, each flushing within its session's ``close_timeout``, then the
-loop stops. A forked child starts with no engine: the parent's loop thread does not exist there
+loop stops; if the program is dying of an uncaught exception (a training that raised past a
+framework callback that opened a run), they end Failed with it, or Stopped for an interrupt. A forked child starts with no engine: the parent's loop thread does not exist there
 (the runs it inherited refuse points there on their own: ``sagerun._async._fork``).
 """
 
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
 import functools
 import logging
 import os
+import sys
 import threading
+from types import TracebackType
 from typing import Any, AsyncContextManager, Awaitable, Callable, ContextManager, Sequence, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -27,7 +31,7 @@ from .._async._signals import install_sigterm_handler
 from .._ingest.queue import set_engine_thread
 from .._model.errors import EngineStoppedError, EngineThreadError
 
-__all__ = ["call", "check_not_loop_thread", "enter", "leave", "portal"]
+__all__ = ["call", "check_not_loop_thread", "enter", "leave", "portal", "submit"]
 
 logger = logging.getLogger("sagerun")
 T = TypeVar("T")
@@ -58,6 +62,8 @@ class _State:
         """Open ``with`` blocks by ``id`` of their sync owner; entries hold the owner alive."""
         self.inherited: dict[int, list[_Entered]] = {}
         """Blocks a forked child inherited from its parent: exiting them touches nothing."""
+        self.died_of: BaseException | None = None
+        """The uncaught exception the program is ending with, as ``sys.excepthook`` saw it."""
 
 
 _state = _State()
@@ -100,6 +106,7 @@ def _start() -> BlockingPortal:
             state.portal_cm, state.portal = cm, started
             if not _atexit_registered:
                 _atexit_registered = True
+                sys.excepthook = functools.partial(_record_death, sys.excepthook)
                 if daemon:
                     atexit.register(_shutdown)  # after the program's own threads have ended
                 else:
@@ -108,6 +115,13 @@ def _start() -> BlockingPortal:
                     threading._register_atexit(_shutdown)  # type: ignore[attr-defined]
             logger.debug("sagerun: engine thread started in process %d", state.pid)
         return state.portal
+
+
+def _record_death(previous: Callable[..., Any], kind: type[BaseException], exc: BaseException,
+                  tb: TracebackType | None) -> None:
+    # Only the main thread's uncaught exceptions end the program: those are the ones that reach here.
+    _state.died_of = exc
+    previous(kind, exc, tb)
 
 
 def _name_loop_thread() -> tuple[int, bool]:
@@ -127,6 +141,19 @@ def call(fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
     check_not_loop_thread(getattr(fn, "__qualname__", repr(fn)) + "()")
     context = contextvars.copy_context()
     return portal().call(_in_context, context, functools.partial(fn, *args, **kwargs))
+
+
+def submit(fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+    """Start ``fn(*args, **kwargs)`` on the engine's loop, in a copy of the caller's context, and
+    return its future at once: work a caller must not wait for, as a checkpoint's upload.
+
+    Raises:
+        EngineThreadError: called on the engine's own thread.
+        EngineStoppedError: the engine has shut down (the interpreter is exiting).
+    """
+    check_not_loop_thread(getattr(fn, "__qualname__", repr(fn)) + "()")
+    context = contextvars.copy_context()
+    return portal().start_task_soon(_in_context, context, functools.partial(fn, *args, **kwargs))
 
 
 async def _in_context(context: contextvars.Context, fn: Callable[[], Awaitable[T]]) -> T:
@@ -234,12 +261,17 @@ def _shutdown() -> None:
         state.stopped = True
         entries = [entry for stack in state.open.values() for entry in stack]
         state.open.clear()
+    died_of = state.died_of
     if entries:
-        logger.info("sagerun: closing %d run(s) left open at interpreter exit", len(entries))
+        logger.info("sagerun: closing %d run(s) left open at interpreter exit%s", len(entries),
+                    f", which the uncaught {type(died_of).__name__} ends" if died_of is not None else "")
     for entry in reversed(entries):
         _reset(entry.tokens)
         try:
-            entry.wrapped.__exit__(None, None, None)
+            if died_of is None:
+                entry.wrapped.__exit__(None, None, None)
+            else:
+                entry.wrapped.__exit__(type(died_of), died_of, died_of.__traceback__)
         except Exception:
             logger.exception("sagerun: closing %r at interpreter exit failed", entry.owner)
     _stop(state)

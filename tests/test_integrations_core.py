@@ -186,3 +186,11 @@ def test_a_run_left_open_by_a_training_that_raised_ends_failed_at_exit(tmp_path)
     logged = read(tmp_path, "core/crashed")
     assert logged.status == "Failed" and logged.shown["status_message"] == "RuntimeError: CUDA out of memory"
     assert logged.series == {"loss": ([0], [1.0])}
+
+
+def test_importing_sagerun_and_its_integrations_package_imports_no_framework():
+    frameworks = ("torch", "transformers", "lightning", "pytorch_lightning", "keras", "jax", "xgboost", "lightgbm")
+    script = ("import sys, sagerun, sagerun.sync, sagerun.integrations, sagerun.integrations._core; "
+              f"print([name for name in {frameworks!r} if name in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

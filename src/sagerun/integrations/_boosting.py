@@ -7,14 +7,15 @@ from typing import Any, Mapping
 
 def training_parameters(config: Mapping[str, Any]) -> dict[str, Any]:
     """The leaves of every ``*_param`` section of XGBoost's saved configuration, by their own names
-    (``eta``, ``max_depth``, ``objective``): the parameters as the booster resolved them."""
+    (``learning_rate``, ``max_depth``, ``objective``), numbers as numbers: the parameters as the
+    booster resolved them."""
     found: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, Mapping):
             if key.endswith("_param"):
                 for name, leaf in value.items():
                     if not isinstance(leaf, Mapping):
-                        found.setdefault(name, leaf)
+                        found.setdefault(name, _number(leaf))
             for name, leaf in training_parameters(value).items():
                 found.setdefault(name, leaf)
     return found
@@ -27,3 +28,13 @@ def importance_rows(scores: Mapping[str, Mapping[str, float]]) -> list[dict[str,
                       key=lambda feature: -scores[kinds[0]].get(feature, 0.0) if kinds else 0.0)
     return [{"feature": feature, **{kind: float(scores[kind].get(feature, 0.0)) for kind in kinds}}
             for feature in features]
+
+
+def _number(text: Any) -> Any:
+    """XGBoost's configuration keeps every value as text: ``"2"`` is 2, ``"0.300000012"`` 0.300000012."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text

@@ -44,7 +44,7 @@ def test_xgboost_logs_each_round_its_parameters_and_the_feature_importance(tmp_p
     parameters = logged.parameters
     assert parameters["max_depth"] == 2 and parameters["learning_rate"] == pytest.approx(0.3)
     assert parameters["best_score"] == pytest.approx(min(rmse), rel=1e-6)
-    assert rmse[int(parameters["best_iteration"])] == pytest.approx(min(rmse), rel=1e-6)
+    assert rmse[parameters["best_iteration"]] == pytest.approx(min(rmse), rel=1e-6)
     assert {"feature_importance", "model:diabetes-xgb"} <= set(logged.outputs)
     table = _table(tmp_path, "boost/xgb", "feature_importance")
     assert set(table[0]) == {"feature", "weight", "gain", "cover"} and table[0]["feature"] in FEATURES
@@ -86,6 +86,25 @@ def test_lightgbm_cut_short_by_early_stopping_ends_at_close(tmp_path):
     logged = read(tmp_path, "boost/lgb-early")
     assert logged.status == "Completed" and len(logged.series["valid_0-l2"][0]) == booster.best_iteration + 3
     assert logged.parameters["best_iteration"] == booster.best_iteration
+
+
+def test_lightgbm_cut_short_without_close_gets_its_end_at_exit(tmp_path):
+    script = textwrap.dedent(f"""
+        import lightgbm, sagerun
+        from sklearn.datasets import load_diabetes
+        from sagerun.integrations.lightgbm import SagerunCallback
+        X, y = load_diabetes(return_X_y=True)
+        train, valid = lightgbm.Dataset(X[:300], y[:300]), lightgbm.Dataset(X[300:], y[300:])
+        callback = SagerunCallback(experiment_name="boost", run_name="early", register_model="lgb-early",
+                                   session=sagerun.Session(backend="local", store={str(tmp_path)!r}))
+        lightgbm.train({{"objective": "regression", "verbose": -1, "learning_rate": 0.5}}, train, 500,
+                       valid_sets=[valid], callbacks=[callback, lightgbm.early_stopping(3, verbose=False)])
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    logged = read(tmp_path, "boost/early")
+    assert logged.status == "Completed" and logged.parameters["best_iteration"] > 0
+    assert {"feature_importance", "model:lgb-early"} <= set(logged.outputs)
 
 
 def test_lightgbm_cv_logs_the_mean_and_deviation_over_folds(tmp_path):

@@ -50,11 +50,13 @@ def test_parameters_are_flattened_reduced_cut_and_never_hold_a_credential(tmp_pa
     tracker.parameters({"lr": 0.1, "layers": [4, 2], "nested": {"depth": 3, "on": True, "none": None},
                         "long": "x" * 3000, "nan": float("nan"), "hub_token": "hf_secret", "api_key": "k",
                         "huge": 2**1100})
+    tracker.parameters({"max_new_tokens": 64, "bos_token": "<s>", "token": "t"})
     tracker.end()
     parameters = read(tmp_path, "core/params").parameters
     assert parameters == {"lr": 0.1, "layers": "[4, 2]", "nested/depth": 3, "nested/on": "True",
-                          "nested/none": "None", "long": "x" * 2500, "nan": "nan", "huge": str(2**1100)}
-    assert tracker.stats.cut == 3  # the long string, and the two credentials
+                          "nested/none": "None", "long": "x" * 2500, "nan": "nan", "huge": str(2**1100),
+                          "max_new_tokens": 64, "bos_token": "<s>"}
+    assert tracker.stats.cut == 4  # the long string, and the three credentials
 
 
 def test_only_rank_zero_logs_unless_per_rank_which_prefixes_the_rank(tmp_path, monkeypatch):
@@ -73,8 +75,36 @@ def test_only_rank_zero_logs_unless_per_rank_which_prefixes_the_rank(tmp_path, m
 
 def test_per_rank_without_a_name_fixes_one_for_the_processes_it_starts(tmp_path, monkeypatch):
     monkeypatch.setenv("SAGERUN_RUN_NAME", "")  # unset, and restored after the test
+    for variable in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", "MASTER_ADDR"):
+        monkeypatch.delenv(variable, raising=False)
     tracker = Tracker("demo", experiment_name="core", session=local_session(tmp_path), per_rank=True)
     assert tracker.names == ("core", os.environ["SAGERUN_RUN_NAME"]) and os.environ["SAGERUN_RUN_NAME"]
+    # A later core of this process (the next trial of a sweep) is not bound to that name.
+    assert Tracker("demo", experiment_name="core").names == ("core", None)
+
+
+def test_ranks_started_apart_share_the_run_of_their_launch(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "d3adb33f")  # what torchrun gives every rank of one launch
+    names = set()
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        names.add(Tracker("demo", experiment_name="core", per_rank=True).names)
+    (only,) = names
+    assert only[1].startswith("demo-")
+
+
+def test_a_rank_that_is_not_zero_never_overwrites_the_runs_record(tmp_path, monkeypatch):
+    lead = Tracker("demo", experiment_name="core", run_name="shared", session=local_session(tmp_path), per_rank=True)
+    lead.parameters({"lr": 0.1})
+    lead.metrics({"loss": 1.0}, step=0)
+    lead.end()
+    monkeypatch.setenv("RANK", "1")
+    other = Tracker("demo", experiment_name="core", run_name="shared", session=local_session(tmp_path), per_rank=True)
+    other.metrics({"loss": 2.0}, step=0)
+    other.end(RuntimeError("rank 1 failed"))  # its own end: the run's status is rank 0's
+    logged = read(tmp_path, "core/shared")
+    assert logged.parameters == {"lr": 0.1} and logged.status == "Completed"
+    assert logged.series == {"rank0/loss": ([0], [1.0]), "rank1/loss": ([0], [2.0])}
 
 
 def test_names_come_from_the_environment_and_a_reopened_run_is_the_same_run(tmp_path, monkeypatch):

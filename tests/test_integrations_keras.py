@@ -59,9 +59,11 @@ def test_batches_can_be_left_out(tmp_path):
     assert sorted(read(tmp_path, "keras/epochs").series) == ["train/epoch/loss", "train/epoch/mae"]
 
 
-def test_bad_batch_interval_is_a_clear_error():
+def test_bad_options_are_clear_errors():
     with pytest.raises(ValueError, match="log_every_n_batches must be an int >= 0 or None"):
         SagerunCallback(log_every_n_batches=-1)
+    with pytest.raises(ValueError, match="the keras integration is not told when a checkpoint is saved"):
+        SagerunCallback(log_checkpoints="all")
 
 
 def test_a_fit_that_raises_ends_its_run_failed(tmp_path):

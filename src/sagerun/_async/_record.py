@@ -22,13 +22,16 @@ from ._signals import Terminated
 logger = logging.getLogger("sagerun")
 
 
-async def open_record(backend: Backend, record: RunRecord) -> RunRecord:
-    """Load or create the run of ``record`` and mark it InProgress; return what the backend keeps.
+async def open_record(backend: Backend, record: RunRecord, owner: bool = True) -> RunRecord:
+    """Load or create the run of ``record`` and, for its ``owner``, mark it InProgress; return what
+    the backend keeps.
 
     Raises:
         BackendError: the run could not be loaded, created or saved.
     """
     stored = await backend.open_run(record)
+    if not owner:
+        return stored
     stored.status = "InProgress"
     stored.status_message = None
     stored.end_time = None

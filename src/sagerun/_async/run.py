@@ -61,6 +61,9 @@ class Run:
             SageMaker default bucket ``sagemaker-<region>-<account id>`` when ``None``.
         artifact_prefix: the S3 key prefix they go under (``trial-component-artifacts`` when ``None``),
             followed by the trial component's name and the file's name.
+        owner: ``False`` for a process that only adds metrics to a run another process owns (another
+            rank of a distributed training): it never saves the run's status, parameters, tags or
+            artifacts, so that it cannot overwrite the owner's.
 
     Raises:
         ValueError, TypeError: a name breaks the rules above (the message names the argument).
@@ -78,6 +81,7 @@ class Run:
         dead_letter: DeadLetter | None = None,
         artifact_bucket: str | None = None,
         artifact_prefix: str | None = None,
+        owner: bool = True,
     ) -> None:
         experiment = check_name("experiment_name", experiment_name)
         run = generate_run_name() if run_name is None else check_name("run_name", run_name)
@@ -102,6 +106,7 @@ class Run:
         self._context_token: contextvars.Token[Run | None] | None = None
         self._terminated = False  # SIGTERM cancelled the task that opened the run
         self._artifacts = RunArtifacts(artifact_bucket, artifact_prefix)
+        self._owner = bool(owner)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -160,9 +165,10 @@ class Run:
         stack.callback(_fork.closed, self)
         try:
             backend = await stack.enter_async_context(make_backend(self.session))
-            record = await _record.open_record(backend, self._record)
+            record = await _record.open_record(backend, self._record, self._owner)
             self._record, self._backend = record, backend
-            stack.push_async_callback(self._save_final)
+            if self._owner:
+                stack.push_async_callback(self._save_final)
             # Both run before the final save, so that the record it saves holds the tables and the log.
             parts = RunParts(self._record, backend, self.session, stack)
             if self.session.capture_console:
@@ -217,7 +223,8 @@ class Run:
         await self._artifacts.write_rows(self._artifact_parts("flush"))
         assert self._engine is not None and self._backend is not None
         await self._engine.flush()
-        await self._backend.save_run(_record.snapshot(self._record))
+        if self._owner:
+            await self._backend.save_run(_record.snapshot(self._record))
 
     # -- parameters -------------------------------------------------------------------------------
 

@@ -93,3 +93,19 @@ def names_from_env(environ: Mapping[str, str] | None = None) -> tuple[str | None
     ``None`` when unset or empty: what a framework integration opens when it is given no names."""
     env = os.environ if environ is None else environ
     return env.get(EXPERIMENT_NAME) or None, env.get(RUN_NAME) or None
+
+
+#: what every process of one launch of a distributed training shares, launcher by launcher
+_LAUNCH_VARIABLES = (("TORCHELASTIC_RUN_ID",), ("SLURM_JOB_ID", "SLURM_STEP_ID"), ("OMPI_MCA_orte_hnp_uri",),
+                     ("MASTER_ADDR", "MASTER_PORT"))
+
+
+def launch_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """What the processes of one distributed launch share in their environment (torchrun's run id,
+    Slurm's job and step, Open MPI's job, or the rendezvous address), else ``None``."""
+    env = os.environ if environ is None else environ
+    for variables in _LAUNCH_VARIABLES:
+        values = [env.get(name) for name in variables]
+        if all(values) and values != ["none"]:  # torchrun without --rdzv-id says "none"
+            return "/".join(str(value) for value in values)
+    return None

@@ -31,7 +31,7 @@ from .._async._signals import install_sigterm_handler
 from .._ingest.queue import set_engine_thread
 from .._model.errors import EngineStoppedError, EngineThreadError
 
-__all__ = ["call", "check_not_loop_thread", "enter", "leave", "portal", "submit"]
+__all__ = ["call", "check_not_loop_thread", "dying_of", "enter", "leave", "portal", "submit"]
 
 logger = logging.getLogger("sagerun")
 T = TypeVar("T")
@@ -122,6 +122,11 @@ def _record_death(previous: Callable[..., Any], kind: type[BaseException], exc: 
     # Only the main thread's uncaught exceptions end the program: those are the ones that reach here.
     _state.died_of = exc
     previous(kind, exc, tb)
+
+
+def dying_of() -> BaseException | None:
+    """The uncaught exception the program is ending with, once ``sys.excepthook`` has seen it."""
+    return _state.died_of
 
 
 def _name_loop_thread() -> tuple[int, bool]:

@@ -45,6 +45,9 @@ class Run:
             SageMaker default bucket ``sagemaker-<region>-<account id>`` when ``None``.
         artifact_prefix: the S3 key prefix they go under (``trial-component-artifacts`` when ``None``),
             followed by the trial component's name and the file's name.
+        owner: ``False`` for a process that only adds metrics to a run another process owns (another
+            rank of a distributed training): it never saves the run's status, parameters, tags or
+            artifacts, so that it cannot overwrite the owner's.
 
     Raises:
         ValueError, TypeError: a name breaks the rules above (the message names the argument).
@@ -64,6 +67,7 @@ class Run:
         dead_letter: DeadLetter | None = None,
         artifact_bucket: str | None = None,
         artifact_prefix: str | None = None,
+        owner: bool = True,
     ) -> None:
         self._async = _async_run.Run(
             experiment_name=experiment_name,
@@ -75,6 +79,7 @@ class Run:
             dead_letter=dead_letter,
             artifact_bucket=artifact_bucket,
             artifact_prefix=artifact_prefix,
+            owner=owner,
         )
         _twins.register(self._async, self)
 
@@ -289,7 +294,8 @@ class Run:
         is_output: bool = True,
     ) -> str:
         """Upload a file and record it as an output artifact (an input with ``is_output=False``);
-        return the URI recorded.
+        return the URI recorded. A folder (a checkpoint, a saved model) is stored as
+        ``<folder name>.tar.gz``, its content at the archive's top, made in a worker thread.
 
         To SageMaker it goes to ``s3://<bucket>/<prefix>/<trial component>/<file name>``; with the
         local store it is copied to ``<store>/artifacts/<trial component>/`` and recorded as a
@@ -297,7 +303,7 @@ class Run:
         extension suggests. Large files are uploaded in parts, a few at a time.
 
         Raises:
-            ValueError: the file does not exist, is not a regular file or cannot be read, a bad name
+            ValueError: the file does not exist, is neither a regular file nor a folder, or cannot be read, a bad name
                 or media type, or the run already has 30 artifacts of that direction; all before
                 anything is uploaded.
             RunNotOpenError: the run is not open.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import logging
 import os
 import sys
@@ -35,7 +36,7 @@ from typing import Any, Callable, Literal, Mapping, TypedDict, TypeVar
 
 from .._async.run import Run as AsyncRun, current_run
 from .._model.checks import check_metric_name
-from .._model.environment import RUN_NAME, detect_job, names_from_env, process_rank
+from .._model.environment import RUN_NAME, detect_job, launch_id, names_from_env, process_rank
 from .._model.naming import MAX_NAME_LENGTH, check_name, generate_run_name
 from .._model.registry import check_group
 from .._model.session import Session
@@ -63,7 +64,8 @@ class RunOptions(TypedDict, total=False):
     - ``tags``: tags put on a run opened here (a dict, or the SDK's ``[{"Key", "Value"}]``).
     - ``per_rank``: every rank logs its metrics, under ``rank<N>/``; by default only global rank 0.
     - ``log_checkpoints``: ``"last"`` stores the last checkpoint when the training ends, ``"all"``
-      each one as it is saved, in the background (a folder as a ``.tar.gz``).
+      each one as it is saved, in the background (a folder as a ``.tar.gz``); for the frameworks
+      that say when they save one (Trainer and Lightning).
     - ``register_model``: a model package group the final model is registered in, when the
       training ends (``run.register_model``).
     """
@@ -119,7 +121,7 @@ class Tracker:
     def __init__(self, framework: str, *, run: Any = None, experiment_name: str | None = None,
                  run_name: str | None = None, session: Session | None = None, tags: Any = None,
                  per_rank: bool = False, log_checkpoints: Checkpoints | None = None,
-                 register_model: str | None = None) -> None:
+                 register_model: str | None = None, checkpoints: bool = True) -> None:
         if run is not None and not isinstance(run, (Run, AsyncRun)):
             raise TypeError(f"run must be a sagerun.sync.Run or a sagerun.Run; got {type(run).__name__}")
         if log_checkpoints not in (None, "last", "all"):
@@ -131,7 +133,12 @@ class Tracker:
                              "give a sagerun.sync.Run as run=, or leave run= out")
         if session is not None and not isinstance(session, Session):
             raise TypeError(f"session must be a sagerun.Session; got {type(session).__name__}")
+        if log_checkpoints is not None and not checkpoints:
+            raise ValueError(f"log_checkpoints: the {framework} integration is not told when a checkpoint is saved; "
+                             "store one with run.log_file(path) where you save it")
         env_experiment, env_run = names_from_env()
+        if env_run is not None and env_run in _exported:  # named by another core of this process
+            env_run = None
         experiment, name = experiment_name or env_experiment, run_name or env_run
         for argument, value in (("experiment_name", experiment), ("run_name", name)):
             if value is not None:
@@ -149,9 +156,7 @@ class Tracker:
         if self._given is not None:
             experiment, name = self._given.experiment_name, self._given.run_name
         elif name is None and self.per_rank and not _in_job():
-            # The other ranks' processes are started from this one's environment (or pickled from it):
-            # a name fixed now is the run they all open. In a job, load_run() finds the same run for all.
-            name = os.environ[RUN_NAME] = generate_run_name()
+            name = _shared_name(framework)
         self._names = (experiment, name)
         self._run: Run | None = self._given
         self._owned = False
@@ -216,7 +221,7 @@ class Tracker:
     def _open(self) -> Run:
         experiment, name = self._names
         if name is not None or experiment is not None:
-            run = Run(experiment or self.framework, name, session=self._session)
+            run = Run(experiment or self.framework, name, session=self._session, owner=self.lead)
         else:
             run = self._load()
         # An enclosing ``with Run(...)`` block's run is lent: entered here, it nests and stays the user's.
@@ -231,13 +236,17 @@ class Tracker:
 
     def _load(self) -> Run:
         try:
-            return load_run(session=self._session)
+            run = load_run(session=self._session)
         except RuntimeError as exc:
             job = detect_job()
             name = job.name[:MAX_NAME_LENGTH] if job is not None else None
             if job is not None:
                 logger.info("sagerun: %s; logging to the run %r of experiment %r instead", exc, name, self.framework)
-            return Run(self.framework, name, session=self._session)
+            return Run(self.framework, name, session=self._session, owner=self.lead)
+        if self.lead or run._async is current_run.get():
+            return run
+        # Another rank of the job: it adds its metrics, and rank 0 alone saves the run's record.
+        return Run(run.experiment_name, run.run_name, session=self._session, owner=False)
 
     def end(self, exc: BaseException | None = None, save_model: Callable[[str], None] | None = None) -> None:
         """The training ended (with ``exc`` if it raised): store the last checkpoint and the model
@@ -369,6 +378,23 @@ class Tracker:
                            "this kind of error): %s: %s", self.framework, where.strip("_"), type(exc).__name__, exc,
                            exc_info=exc)
 
+
+
+_exported: set[str] = set()
+"""Run names this process put in ``SAGERUN_RUN_NAME`` for the processes it starts (not for itself)."""
+
+
+def _shared_name(framework: str) -> str:
+    """The run every rank of one launch opens: named after what they share, or (when the other
+    ranks are started from this process, as Lightning's DDP starts them) generated here and handed
+    to them in ``SAGERUN_RUN_NAME``."""
+    shared = launch_id()
+    if shared is not None:
+        return f"{framework}-{hashlib.sha256(shared.encode()).hexdigest()[:12]}"
+    name = generate_run_name()
+    os.environ[RUN_NAME] = name
+    _exported.add(name)
+    return name
 
 
 def _in_job() -> bool:

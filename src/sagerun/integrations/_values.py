@@ -18,7 +18,9 @@ from .._model.checks import MAX_PARAMETER_NAME, MAX_PARAMETER_STRING
 
 _SEPARATOR = "/"
 #: parameters never logged, whatever their value: a framework's arguments can hold a credential
-_SECRET = re.compile(r"(token|password|secret|api_key|access_key|credential)s?$", re.IGNORECASE)
+_SECRET = re.compile(r"^(?:token|(?:.*_)?(?:password|passwd|secret|secret_key|api_key|apikey|access_key|"
+                     r"access_key_id|secret_access_key|auth_token|access_token|session_token|hub_token|"
+                     r"credentials?))$", re.IGNORECASE)
 
 
 def number(value: Any) -> float | None:

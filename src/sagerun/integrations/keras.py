@@ -28,7 +28,8 @@ class SagerunCallback(Tracked, keras.callbacks.Callback):
 
     Takes ``log_every_n_batches`` (``None`` or 0: no batch metrics) and the keywords every
     integration takes (``RunOptions``: ``run``, ``experiment_name``, ``run_name``, ``session``,
-    ``tags``, ``per_rank``, ``log_checkpoints``, ``register_model``). Without ``run`` or names it
+    ``tags``, ``per_rank``, ``register_model``; ``log_checkpoints`` is refused: store a checkpoint
+    with ``run.log_file`` where you save it). Without ``run`` or names it
     logs to ``load_run()``'s run, else to a new run of the experiment ``keras``, closed when
     ``fit()`` ends. ``register_model`` saves the model as ``model.keras``.
 
@@ -40,7 +41,7 @@ class SagerunCallback(Tracked, keras.callbacks.Callback):
         super().__init__()
         if log_every_n_batches is not None and (type(log_every_n_batches) is not int or log_every_n_batches < 0):
             raise ValueError(f"log_every_n_batches must be an int >= 0 or None; got {log_every_n_batches!r}")
-        self.tracker = Tracker("keras", **options)
+        self.tracker = Tracker("keras", checkpoints=False, **options)
         self._every = log_every_n_batches or 0
         self._training = False
         self._epoch = 0

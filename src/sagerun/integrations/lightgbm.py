@@ -7,16 +7,20 @@ training's ``params``. The feature importance (split, gain) is stored as the tab
 
 A LightGBM callback is not told that the training ended: the run ends at the last iteration, or
 when early stopping cut the training short, at ``close()`` (or the end of ``with callback:``), at
-the next training's first iteration, or at interpreter exit, whichever comes first.
+the next training's first iteration, or at interpreter exit, whichever comes first; each time
+with the best iteration and score, the importance table and the model.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import lightgbm
 
+from .._sync import _portal
 from ._boosting import importance_rows
 from ._core import RunOptions, Tracked, Tracker
 
@@ -30,7 +34,8 @@ class SagerunCallback(Tracked):
     """Logs a LightGBM training to a sagerun run; a callable, as LightGBM's callbacks are.
 
     Takes the keywords every integration takes (``RunOptions``: ``run``, ``experiment_name``,
-    ``run_name``, ``session``, ``tags``, ``per_rank``, ``log_checkpoints``, ``register_model``).
+    ``run_name``, ``session``, ``tags``, ``per_rank``, ``register_model``; ``log_checkpoints`` is
+    refused: store a checkpoint with ``run.log_file`` where you save it).
     Without ``run`` or names it logs to ``load_run()``'s run, else to a new run of the experiment
     ``lightgbm``. ``register_model`` saves the booster as ``model.txt``.
 
@@ -44,8 +49,9 @@ class SagerunCallback(Tracked):
     before_iteration = False
 
     def __init__(self, **options: Unpack[RunOptions]) -> None:
-        self.tracker = Tracker("lightgbm", **options)
+        self.tracker = Tracker("lightgbm", checkpoints=False, **options)
         self._model: Any = None
+        self._exit_armed = False
 
     def __call__(self, env: Any) -> None:
         self.tracker.safely(self._iteration, env)
@@ -55,6 +61,11 @@ class SagerunCallback(Tracked):
             if self._model is not None:  # the last training ended early, without telling
                 self._finish()
             self.tracker.parameters(dict(env.params))
+            if not self._exit_armed:
+                # Armed after the engine started (its own exit hook closes the runs left open), so
+                # this runs first: a training early stopping cut short still gets its end.
+                self._exit_armed = True
+                atexit.register(_finish_at_exit, weakref.ref(self))
         self._model = env.model
         values: dict[str, Any] = {}
         for result in env.evaluation_result_list:
@@ -93,3 +104,9 @@ class SagerunCallback(Tracked):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         self.tracker.safely(self._finish, exc)
+
+
+def _finish_at_exit(callback: weakref.ref[SagerunCallback]) -> None:
+    alive = callback()
+    if alive is not None and alive._model is not None:
+        alive.tracker.safely(alive._finish, _portal.dying_of())

@@ -9,6 +9,7 @@ with the ``TrainingArguments`` and the model's config (under ``model/``). ``eval
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +93,15 @@ class SagerunCallback(Tracked, TrainerCallback):
             self.tracker.safely(self.tracker.end)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
-        self.tracker.safely(self.tracker.checkpoint, folder)
+        self.tracker.safely(self._saved, args.output_dir, state.global_step)
+
+    def _saved(self, output_dir: str, step: int) -> None:
+        name = f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        folder = os.path.join(output_dir, name)
+        if not os.path.isdir(folder):  # hyperparameter_search saves each trial under run-<trial>/
+            found = sorted(glob.glob(os.path.join(glob.escape(output_dir), "*", name)), key=os.path.getmtime)
+            folder = found[-1] if found else folder
+        self.tracker.checkpoint(folder)
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._training = False

@@ -30,7 +30,8 @@ class SagerunCallback(Tracked, xgboost.callback.TrainingCallback):
     """Logs an XGBoost training to a sagerun run.
 
     Takes the keywords every integration takes (``RunOptions``: ``run``, ``experiment_name``,
-    ``run_name``, ``session``, ``tags``, ``per_rank``, ``log_checkpoints``, ``register_model``).
+    ``run_name``, ``session``, ``tags``, ``per_rank``, ``register_model``; ``log_checkpoints`` is
+    refused: store a checkpoint with ``run.log_file`` where you save it).
     Without ``run`` or names it logs to ``load_run()``'s run, else to a new run of the experiment
     ``xgboost``, closed when the training ends. ``register_model`` saves the booster as
     ``model.json``.
@@ -41,7 +42,7 @@ class SagerunCallback(Tracked, xgboost.callback.TrainingCallback):
 
     def __init__(self, **options: Unpack[RunOptions]) -> None:
         super().__init__()
-        self.tracker = Tracker("xgboost", **options)
+        self.tracker = Tracker("xgboost", checkpoints=False, **options)
         self._training = False
 
     def before_training(self, model: Any) -> Any:
@@ -81,8 +82,8 @@ class SagerunCallback(Tracked, xgboost.callback.TrainingCallback):
         saver = None
         if isinstance(model, xgboost.Booster):
             attributes = model.attributes()
-            self.tracker.parameters({key: float(attributes[key]) for key in ("best_iteration", "best_score")
-                                     if key in attributes})
+            best = {"best_iteration": int, "best_score": float}
+            self.tracker.parameters({key: kind(attributes[key]) for key, kind in best.items() if key in attributes})
             scores = {kind: model.get_score(importance_type=kind) for kind in _IMPORTANCE}
             rows = importance_rows(scores)
             if rows:

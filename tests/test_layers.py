@@ -14,8 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sagerun"
 
 #: bottom to top; the top-level modules (``__init__``, ``sync``, ``demo``) and ``cli`` are the entry points
-LAYERS = ["_model", "store", "backends", "_ingest", "_artifacts", "_upload", "_async", "_sync", "integrations", "ui",
-          "entry"]
+LAYERS = ["_model", "store", "backends", "_ingest", "_artifacts", "_upload", "_read", "_async", "_sync", "integrations",
+          "ui", "entry"]
 ENTRY_PACKAGES = {"cli"}
 
 

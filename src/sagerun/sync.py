@@ -19,10 +19,11 @@ from ._artifacts.code import CodeTooLargeError
 from ._ingest.stats import IngestStats
 from ._model.registry import ModelVersion
 from ._model.session import Session
-from ._sync import Experiment, Run, list_runs, load_run
+from ._sync import Experiment, ExperimentAnalytics, Run, list_runs, load_run, metric_histories, search_runs
 
 __all__ = [
     "BackendError", "CodeTooLargeError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError",
     "IngestStats", "ModelVersion", "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError",
     "RunNotOpenError", "RunStateError", "SagerunError", "Session", "TransportError", "list_runs", "load_run",
+    "ExperimentAnalytics", "metric_histories", "search_runs",
 ]

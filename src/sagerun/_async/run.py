@@ -338,6 +338,23 @@ class Run:
                                in_flight=0, lag=0.0, in_flight_limit=0)
         return self._engine.stats()
 
+    async def metric_history(self, name: str, *, as_frame: bool | None = None) -> Any:
+        """Every point of metric ``name`` of this run, read back from its backend, in the order
+        logged: a pandas DataFrame of ``step`` (-1 for a point logged without one), ``timestamp``
+        (UTC) and ``value`` where pandas is installed, else (``as_frame=False``) a ``History`` of
+        numpy arrays (steps, epoch seconds, values). On SageMaker, the last value at each step.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+            LookupError: the backend holds no such run (not opened yet, or another backend).
+            KeyError: the run has no metric ``name``.
+            RuntimeError: ``as_frame=True`` without pandas.
+            BackendError: the backend could not be read.
+        """
+        from .reads import _history_of
+
+        return await _history_of(self, name, as_frame)
+
     @caller_thread(via="_intake")
     async def log_metric(self, name: str, value: float, *, step: int | None = None,
                          timestamp: datetime.datetime | float | None = None) -> None:

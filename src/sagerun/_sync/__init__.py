@@ -4,6 +4,7 @@
 """The sync twins of ``sagerun._async``; import them from ``sagerun.sync``."""
 
 from .experiment import Experiment, list_runs, load_run
+from .reads import ExperimentAnalytics, metric_histories, search_runs
 from .run import Run
 
-__all__ = ["Experiment", "Run", "list_runs", "load_run"]
+__all__ = ["Experiment", "ExperimentAnalytics", "Run", "list_runs", "load_run", "metric_histories", "search_runs"]

@@ -212,6 +212,21 @@ class Run:
         """Points enqueued, delivered, failed, dropped, rejected; queue depth and lag, right now."""
         return self._async.ingest_stats
 
+    def metric_history(self, name: str, *, as_frame: bool | None = None) -> Any:
+        """Every point of metric ``name`` of this run, read back from its backend, in the order
+        logged: a pandas DataFrame of ``step`` (-1 for a point logged without one), ``timestamp``
+        (UTC) and ``value`` where pandas is installed, else (``as_frame=False``) a ``History`` of
+        numpy arrays (steps, epoch seconds, values). On SageMaker, the last value at each step.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+            LookupError: the backend holds no such run (not opened yet, or another backend).
+            KeyError: the run has no metric ``name``.
+            RuntimeError: ``as_frame=True`` without pandas.
+            BackendError: the backend could not be read.
+        """
+        return _portal.call(self._async.metric_history, name=name, as_frame=as_frame)
+
     def log_metric(
         self,
         name: str,

@@ -175,7 +175,7 @@ class MlflowBackend(Backend):
             raise BackendError(f"run {record.run_name!r} of experiment {record.experiment_name!r} has the "
                                f"parameters {', '.join(changed)} with other values already, and MLflow keeps the "
                                "first value of a parameter: log the new values under other names")
-        stored = _record(found, record)
+        stored = run_record(found, record)
         run_id = stored.trial_component_name
         self._sent_params[run_id] = kept
         self.artifact_uris[run_id] = str(found["info"].get("artifact_uri", ""))
@@ -196,7 +196,7 @@ class MlflowBackend(Backend):
             experiment = (await self._call("GET", "experiments/get", query={"experiment_id": experiment_id}))
         except (MlflowError, TransportError) as exc:
             raise self._fail(f"read run {run_id!r}", exc) from exc
-        return str(experiment["experiment"]["name"]), _record(run, None).run_name
+        return str(experiment["experiment"]["name"]), run_record(run, None).run_name
 
     async def save_run(self, record: RunRecord) -> None:
         run_id = record.trial_component_name
@@ -307,7 +307,7 @@ class MlflowBackend(Backend):
                 if token:
                     body["page_token"] = token
                 answer = await self._call("POST", "runs/search", body)
-                records += [r for r in map(lambda run: _record(run, None, experiment_name), answer.get("runs") or ())
+                records += [r for r in map(lambda run: run_record(run, None, experiment_name), answer.get("runs") or ())
                             if where is None or where(r)]
                 token = answer.get("next_page_token")
                 if not token:
@@ -317,7 +317,7 @@ class MlflowBackend(Backend):
         return records[:max_results]
 
 
-def _record(run: dict[str, Any], asked: RunRecord | None, experiment_name: str | None = None) -> RunRecord:
+def run_record(run: dict[str, Any], asked: RunRecord | None, experiment_name: str | None = None) -> RunRecord:
     """The ``RunRecord`` of an MLflow run; ``asked``'s names and fields where MLflow has none."""
     info, data = run["info"], run.get("data", {})
     tags = {t["key"]: t["value"] for t in data.get("tags", ())}

@@ -274,7 +274,7 @@ class SageMakerBackend(Backend):
                 page = await self._call(self._sagemaker.search, **kwargs, MaxResults=100,
                                         **({"NextToken": token} if token else {}))
                 for result in page.get("Results") or ():
-                    listed = self._listed_run(result.get("TrialComponent") or {}, experiment_name)
+                    listed = self.listed_run(result.get("TrialComponent") or {}, experiment_name)
                     if listed is not None and (after is None or listed[0] > after) and (
                             before is None or listed[0] < before) and (where is None or where(listed[2])):
                         found.append(listed)
@@ -291,7 +291,7 @@ class SageMakerBackend(Backend):
         records = [record for _, _, record in found]
         return records if max_results is None else records[:max_results]
 
-    def _listed_run(self, component: dict[str, Any],
+    def listed_run(self, component: dict[str, Any],
                     experiment_name: str) -> tuple[datetime.datetime, str, RunRecord] | None:
         from .._model.naming import run_group_name
 

@@ -1,0 +1,80 @@
+"""SageMaker's Search as AWS pages and throttles it, in front of moto, which does neither.
+
+``with SearchPages(moto_url, throttle_every=2) as proxy:`` serves ``proxy.url``: every call goes
+to moto as it came, but a ``SageMaker.Search`` is answered a page of ``MaxResults`` at a time
+(``NextToken`` the offset of the next page, as an opaque string), and every ``throttle_every``-th
+Search is answered ``ThrottlingException`` (HTTP 400, SageMaker's JSON error shape) before moto
+sees it. ``searches`` and ``throttled`` count what arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from threaded_server import ThreadedServer
+
+SEARCH = "SageMaker.Search"
+
+
+class SearchPages(ThreadedServer):
+    thread_name = "search-pages"
+
+    def __init__(self, upstream: str, throttle_every: int = 0) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self.throttle_every = throttle_every
+        self.searches = 0
+        self.throttled = 0
+        self._lock = threading.Lock()
+
+    async def serve(self, started: Callable[[str], object] = lambda url: None) -> None:
+        self._loop, self._stopped = asyncio.get_running_loop(), asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        async with aiohttp.ClientSession(trust_env=False, auto_decompress=False) as self._session:
+            try:
+                await web.TCPSite(runner, "127.0.0.1", 0).start()
+                self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+                started(self.url)
+                await self._stopped.wait()
+            finally:
+                await runner.cleanup()
+
+    async def _forward(self, request: web.Request, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with self._session.request(request.method, self.upstream + request.raw_path, data=body,
+                                         headers=headers) as answer:
+            kept = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "x-amzn-requestid")}
+            return answer.status, await answer.read(), kept
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.headers.get("X-Amz-Target") != SEARCH:
+            status, payload, headers = await self._forward(request, body)
+            return web.Response(status=status, body=payload, headers=headers)
+        with self._lock:
+            self.searches += 1
+            throttle = self.throttle_every and self.searches % self.throttle_every == 0
+            self.throttled += bool(throttle)
+        if throttle:
+            return web.Response(status=400, content_type="application/x-amz-json-1.1", body=orjson.dumps(
+                {"__type": "ThrottlingException", "message": "Rate exceeded"}))
+        asked = orjson.loads(body)
+        size, offset = int(asked.pop("MaxResults", 100)), int(asked.pop("NextToken", "0") or 0)
+        status, payload, headers = await self._forward(request, orjson.dumps(asked))
+        if status != 200:
+            return web.Response(status=status, body=payload, headers=headers)
+        answer = orjson.loads(payload)
+        results = answer.get("Results") or []
+        page = {"Results": results[offset:offset + size]}
+        if offset + size < len(results):
+            page["NextToken"] = str(offset + size)
+        return web.Response(status=200, body=orjson.dumps(page), headers=headers)

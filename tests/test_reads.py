@@ -140,3 +140,34 @@ def test_a_throttled_and_paged_search_of_a_thousand_runs_returns_every_run(moto_
         frame = sagerun.sync.search_runs("big", order_by="param.lr DESC", session=session)
     assert len(frame) == 1000 and list(frame["run"][:2]) == ["run-0999", "run-0998"]
     assert proxy.searches >= 10 + proxy.throttled and proxy.throttled >= 3  # 10 pages, each throttled one sent again
+
+
+def test_compare_and_export_read_any_backend(backend, request, metrics_fake, monkeypatch):
+    from click.testing import CliRunner
+    import orjson
+
+    from sagerun.cli import cli
+
+    experiment = _experiment(request)
+    log_three(backend, experiment)  # SageMaker: metrics to moto, which keeps the summaries compare shows
+    if backend.backend == "sagemaker":  # and to the fake, which answers BatchGetMetrics for export
+        backend = dataclasses.replace(backend, metrics_endpoint_url=metrics_fake.url)
+        with sagerun.sync.Run(experiment, "b", session=backend) as run:
+            run.log_metrics({"loss": LOSS["b"]}, step=np.arange(10))
+    for field in ("backend", "tracking_uri", "store", "region", "endpoint_url", "metrics_endpoint_url"):
+        value = getattr(backend, field)
+        if value is not None:  # what a user of the command line sets
+            monkeypatch.setenv(f"SAGERUN_{field.upper()}", str(value))
+    runner = CliRunner()
+    compared = runner.invoke(cli, ["compare", "--source", backend.backend, f"{experiment}/a", f"{experiment}/c",
+                                   "--json"], catch_exceptions=False)
+    assert compared.exit_code == 0, compared.output
+    runs = orjson.loads(compared.stdout)["runs"]
+    assert [r["parameters"]["lr"] for r in runs] == [0.1, 0.001]
+    assert [r["metrics"]["loss"] for r in runs] == pytest.approx([LOSS["a"][-1], LOSS["c"][-1]])
+    exported = runner.invoke(cli, ["export", "--source", backend.backend, f"{experiment}/b", "--json"],
+                             catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    (series,) = orjson.loads(exported.stdout)["metrics"]
+    assert series["name"] == "loss" and series["steps"] == list(range(10))
+    assert series["values"] == pytest.approx(list(LOSS["b"]))

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._model.errors import BackendError, TransportError
 from .._model.naming import RUN_TAG, run_group_name
+from .._model.records import RunRecord
 from .._model.session import Session
 from ..backends.aws import call_with_retries, open_client
 from ..backends.sagemaker import SageMakerBackend
@@ -127,6 +128,24 @@ class SageMakerReader:
             if not token:
                 return rows
 
+    async def records(self, experiment: str) -> list[RunRecord]:
+        """The runs of ``experiment`` as ``list_runs`` reads them, artifacts included (cached)."""
+        assert self._backend is not None
+        backend = self._backend
+        return await self.cache.get(("records", experiment), lambda: backend.list_runs(experiment))  # type: ignore
+
+    async def described(self, trial_component_name: str) -> dict[str, Any]:
+        """DescribeTrialComponent's answer (cached)."""
+        return await self.cache.get(("describe", trial_component_name),  # type: ignore[no-any-return]
+                                    lambda: self._described(trial_component_name))
+
+    async def history(self, trial_component_name: str, name: str, fresh: Any = None) -> History:
+        """One metric's history (cached; a new ``fresh`` reads it again)."""
+        async def read() -> History:
+            return (await self._batch([(trial_component_name, name)]))[(trial_component_name, name)]
+
+        return await self.cache.get(("history", trial_component_name, name, fresh), read)  # type: ignore
+
     async def _described(self, trial_component_name: str) -> dict[str, Any]:
         answer = await self.call("sagemaker", "describe_trial_component", TrialComponentName=trial_component_name)
         self._arns[trial_component_name] = str(answer.get("TrialComponentArn", ""))
@@ -141,8 +160,10 @@ class SageMakerReader:
     async def histories(self, rows: Sequence[RunRow], names: Sequence[str] | None) -> dict[tuple[str, str], History]:
         """The history of each metric of ``names`` (all the run has when ``None``) of each run:
         the last value at each step, and when it was logged."""
-        wanted = [(row.trial_component_name, name) for row in rows
-                  for name in (names if names is not None else list(row.metrics))]
+        return await self._batch([(row.trial_component_name, name) for row in rows
+                                  for name in (names if names is not None else list(row.metrics))])
+
+    async def _batch(self, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], History]:
         found: dict[tuple[str, str], History] = {}
         per_request = QUERIES_PER_REQUEST // 2  # two queries a series: by step, and by time
         for start in range(0, len(wanted), per_request):

@@ -25,7 +25,9 @@ from ..store.models import list_models
 from ..store.records import load_parameters, load_run
 from .common import (Group, duration, echo_json, local_time, make_console, make_table, number, open_store,
                      store_options, store_path)
+from . import remote
 from .export import export
+from .remote import source_option
 from .models import models
 from .ui import ui
 
@@ -189,21 +191,25 @@ def chart(store: str | None, as_json: bool, run: str, name: str, out: str, width
 
 @cli.command(short_help="Parameters and final metric values of runs, side by side.")
 @store_options
+@source_option
 @click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
-def compare(store: str | None, as_json: bool, run_refs: tuple[str, ...]) -> None:
+def compare(store: str | None, as_json: bool, source: str, run_refs: tuple[str, ...]) -> None:
     """Compare runs side by side: their parameters and the last value of each metric."""
     if len(run_refs) < 2:
         raise click.UsageError("compare needs at least two runs, e.g. `sagerun compare RUN_A RUN_B`")
-    with open_store(store) as conn:
-        found = [queries.find_run(conn, ref) for ref in run_refs]
-        parameters = [load_parameters(conn, info.id) for info in found]
-        finals = [{s.name: s.last for s in queries.metric_summaries(conn, info.id)} for info in found]
+    if source == "local":  # the local store also finds a run by its name alone
+        with open_store(store) as conn:
+            run_refs = tuple(queries.find_run(conn, ref).ref for ref in run_refs)
+    found = remote.rows(store, source, run_refs)
+    parameters = [row.parameters for row in found]
+    finals = [{name: stats.last for name, stats in row.metrics.items()} for row in found]
     if as_json:
-        echo_json({"runs": [{**info.as_json(), "parameters": p, "metrics": f}
-                            for info, p, f in zip(found, parameters, finals)]})
+        echo_json({"runs": [{"experiment": row.experiment, "run": row.run,
+                             "trial_component_name": row.trial_component_name, "status": row.status,
+                             "parameters": p, "metrics": f} for row, p, f in zip(found, parameters, finals)]})
         return
-    table = make_table("", *(info.ref for info in found))
-    table.add_row("status", *(info.status or "-" for info in found))
+    table = make_table("", *(row.ref for row in found))
+    table.add_row("status", *(row.status or "-" for row in found))
     for section, by_run in (("parameter", parameters), ("metric", finals)):
         names = sorted(set().union(*by_run))
         for position, name in enumerate(names):

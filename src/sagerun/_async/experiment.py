@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any, Literal, Mapping
 
-from .._model.environment import detect_job
+from .._model.environment import detect_job, leads_the_job
 from .._model.errors import BackendError
 from .._model.answers import DeadLetter
 from .._model.naming import MAX_NAME_LENGTH, check_name
@@ -32,7 +32,8 @@ _DELETE_CONFIRMATION = "--force"
 
 async def load_run(run_name: str | None = None, experiment_name: str | None = None,
                    session: Session | None = None, *, dead_letter: DeadLetter | None = None,
-                   artifact_bucket: str | None = None, artifact_prefix: str | None = None) -> Run:
+                   artifact_bucket: str | None = None, artifact_prefix: str | None = None,
+                   owner: bool | None = None) -> Run:
     """The run to log to, found as the SageMaker SDK finds it; enter it with ``async with``.
 
     With ``run_name`` and ``experiment_name``, that run (created if missing, as ``Run`` does);
@@ -54,6 +55,10 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
         artifact_bucket: the S3 bucket of files, charts and tables (see ``Run``); not used when
             the current run is returned, which keeps its own.
         artifact_prefix: the S3 key prefix they go under (see ``Run``); likewise.
+        owner: whether this process saves the run's status, parameters, tags and artifacts (see
+            ``Run``). ``None``: inside a SageMaker job, only global rank 0 of the lead host
+            (``algo-1``, the first of ``SM_HOSTS`` or of ``resourceconfig.json``'s hosts), so that
+            every host and rank can log to one run and the lead alone ends it; elsewhere, yes.
 
     Raises:
         ValueError: only one of ``run_name`` and ``experiment_name`` was given, or a bad name.
@@ -61,6 +66,8 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             ``ExperimentConfig`` names no run.
         BackendError: the job could not be described.
     """
+    if owner is None:
+        owner = leads_the_job() if _in_job() else True
     if (run_name is None) != (experiment_name is None):
         raise ValueError(
             "load_run needs both run_name and experiment_name, or neither (to load the current run or the "
@@ -73,7 +80,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             logger.warning("sagerun: load_run(run_name=%r, experiment_name=%r) loads that run; the explicit names "
                            "win over %s", run_name, experiment_name, overridden)
         return Run(experiment_name, run_name, session=session, dead_letter=dead_letter,
-                   artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
+                   artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
     current = current_run.get()
     if current is not None:
         return _handed_out(current)
@@ -85,7 +92,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             async with make_backend(session) as backend:
                 experiment_name, run_name = await backend.run_names(mlflow_run)
             return Run(experiment_name, run_name, session=session, dead_letter=dead_letter,
-                       artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
+                       artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
         if mlflow_experiment:
             # In a SageMaker job the run is named after the job, so that a restarted job resumes it.
             try:
@@ -93,7 +100,8 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             except RuntimeError:
                 job = None
             return Run(mlflow_experiment, job.name[:MAX_NAME_LENGTH] if job else None, session=session,
-                       dead_letter=dead_letter, artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
+                       dead_letter=dead_letter, artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix,
+                       owner=owner)
     job = detect_job()
     if job is None:
         raise RuntimeError(
@@ -121,7 +129,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             "ExperimentConfig=run.experiment_config"
         )
     return Run(experiment, component[len(prefix):], session=session, dead_letter=dead_letter,
-               artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix)
+               artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
 
 
 def _in_job() -> bool:

@@ -1,5 +1,6 @@
 """Ingest · system metrics (``Session(system_metrics=True)``): what the machine and the training
-process tree use, sampled off the training loop and sent as metrics of the run under ``system/``.
+process tree use, sampled off the training loop and sent as metrics of the run under ``system/``
+(``system/<host>/`` on each host of a SageMaker job of several).
 
 They are sampled where the run's metrics are sent from: in the sender process, so that the
 training process pays nothing, or on the run's event loop with the inline sender (each sample in a
@@ -24,6 +25,7 @@ import anyio
 import anyio.to_thread
 
 from .._model.answers import DeadLetter
+from .._model.environment import job_hosts
 from .._model.session import Session
 from .._model.sink import MetricsSink
 from .batcher import Batcher
@@ -151,6 +153,8 @@ class SystemMetrics:
                                 dead_letter, report=False)
         self._interval = session.system_metrics_interval
         self._pid, self._exclude = pid, exclude
+        hosts = job_hosts()  # each host of a job of several samples its own machine: system/<host>/…
+        self._prefix = f"{PREFIX}{hosts.current}/" if hosts.several else PREFIX
         self._tasks: Any = None
 
     async def __aenter__(self) -> SystemMetrics:
@@ -183,5 +187,6 @@ class SystemMetrics:
                 continue
             failing = False
             step, now = int(time.monotonic() - began), time.time()
-            points: list[Item] = [(PREFIX + name, float(value), step, now) for name, value in values.items()]
+            prefix = self._prefix
+            points: list[Item] = [(prefix + name, float(value), step, now) for name, value in values.items()]
             await self._queue.put_items_async(points)

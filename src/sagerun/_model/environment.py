@@ -109,3 +109,54 @@ def launch_id(environ: Mapping[str, str] | None = None) -> str | None:
         if all(values) and values != ["none"]:  # torchrun without --rdzv-id says "none"
             return "/".join(str(value) for value in values)
     return None
+
+
+RESOURCE_CONFIG = "/opt/ml/input/config/resourceconfig.json"
+"""Where SageMaker describes a training job's hosts (``current_host``, ``hosts``) in every container."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Hosts:
+    """The hosts of a training job, as this container sees them."""
+
+    current: str | None
+    hosts: tuple[str, ...]
+
+    @property
+    def lead(self) -> bool:
+        """Whether this is the job's lead host (``algo-1``, the first of the hosts), or the only one."""
+        return self.current is None or not self.hosts or self.current == self.hosts[0]
+
+    @property
+    def several(self) -> bool:
+        return len(self.hosts) > 1
+
+
+def job_hosts(environ: Mapping[str, str] | None = None, resource_config: str | None = None) -> Hosts:
+    """This job's hosts: ``SM_CURRENT_HOST`` and ``SM_HOSTS`` (the training toolkit's), else the
+    job's ``resourceconfig.json`` (``SAGERUN_RESOURCE_CONFIG`` names another file); none outside a job."""
+    env = os.environ if environ is None else environ
+    current, listed = env.get("SM_CURRENT_HOST"), env.get("SM_HOSTS")
+    if current and listed:
+        try:
+            hosts = json.loads(listed)
+        except ValueError:
+            hosts = None
+        if isinstance(hosts, list) and all(isinstance(h, str) for h in hosts):
+            return Hosts(current, tuple(hosts))
+    path = resource_config or env.get("SAGERUN_RESOURCE_CONFIG") or RESOURCE_CONFIG
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        return Hosts(current or None, ())
+    hosts = config.get("hosts") if isinstance(config, dict) else None
+    if not isinstance(hosts, list):
+        return Hosts(current or None, ())
+    return Hosts(str(config.get("current_host") or current or "") or None, tuple(str(h) for h in hosts))
+
+
+def leads_the_job(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is global rank 0 of the job's lead host: the one that saves a shared
+    run's parameters, tags, artifacts and status."""
+    return process_rank(environ) == 0 and job_hosts(environ).lead

@@ -26,6 +26,7 @@ def load_run(
     dead_letter: DeadLetter | None = None,
     artifact_bucket: str | None = None,
     artifact_prefix: str | None = None,
+    owner: bool | None = None,
 ) -> Run:
     """The run to log to, found as the SageMaker SDK finds it; enter it with ``with``.
 
@@ -48,6 +49,10 @@ def load_run(
         artifact_bucket: the S3 bucket of files, charts and tables (see ``Run``); not used when
             the current run is returned, which keeps its own.
         artifact_prefix: the S3 key prefix they go under (see ``Run``); likewise.
+        owner: whether this process saves the run's status, parameters, tags and artifacts (see
+            ``Run``). ``None``: inside a SageMaker job, only global rank 0 of the lead host
+            (``algo-1``, the first of ``SM_HOSTS`` or of ``resourceconfig.json``'s hosts), so that
+            every host and rank can log to one run and the lead alone ends it; elsewhere, yes.
 
     Raises:
         ValueError: only one of ``run_name`` and ``experiment_name`` was given, or a bad name.
@@ -63,6 +68,7 @@ def load_run(
         dead_letter=dead_letter,
         artifact_bucket=artifact_bucket,
         artifact_prefix=artifact_prefix,
+        owner=owner,
     )
     return _twins.to_sync(result)
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Literal, Mapping, TypedDict, TypeVar
 
 from .._async.run import Run as AsyncRun, current_run
 from .._model.checks import check_metric_name
-from .._model.environment import RUN_NAME, detect_job, launch_id, names_from_env, process_rank
+from .._model.environment import RUN_NAME, detect_job, job_hosts, launch_id, names_from_env, process_rank
 from .._model.naming import MAX_NAME_LENGTH, check_name, generate_run_name
 from .._model.registry import check_group
 from .._model.session import Session
@@ -191,8 +191,9 @@ class Tracker:
 
     @property
     def lead(self) -> bool:
-        """Whether this process logs parameters, tags, checkpoints and the model: rank 0."""
-        return self.rank == 0
+        """Whether this process logs parameters, tags, checkpoints and the model: rank 0 (of the
+        lead host, in a SageMaker job of several)."""
+        return self.rank == 0 and job_hosts().lead
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -275,7 +276,10 @@ class Tracker:
         run = self.run()
         if run is None:
             return
-        prefix = f"rank{self.rank}/" if self.per_rank else ""
+        prefix = ""
+        if self.per_rank:
+            hosts = job_hosts()
+            prefix = f"{hosts.current}/rank{self.rank}/" if hosts.several else f"rank{self.rank}/"
         points: dict[str, float] = {}
         for key, value in values.items():
             number = _values.number(value)

@@ -20,6 +20,7 @@ from ._model.session import Session
 if TYPE_CHECKING:
     from ._async.experiment import Experiment, list_runs, load_run
     from ._async.reads import ExperimentAnalytics, metric_histories, search_runs
+    from ._read.rows import History
     from ._artifacts.code import CodeTooLargeError
     from ._async.run import Run
 
@@ -27,13 +28,14 @@ if TYPE_CHECKING:
 # process (``python -m sagerun._ingest.sender``) must not pay for the API, numpy and botocore.
 _LAZY = {"Run": "._async.run", "Experiment": "._async.experiment", "list_runs": "._async.experiment",
          "load_run": "._async.experiment", "CodeTooLargeError": "._artifacts.code",
-         "search_runs": "._async.reads", "metric_histories": "._async.reads", "ExperimentAnalytics": "._async.reads"}
+         "search_runs": "._async.reads", "metric_histories": "._async.reads", "ExperimentAnalytics": "._async.reads",
+         "History": "._read.rows"}
 
 __all__ = [
     "BackendError", "CodeTooLargeError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError",
     "IngestStats", "ModelVersion", "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError",
     "RunNotOpenError", "RunStateError", "SagerunError", "Session", "TransportError", "list_runs", "load_run",
-    "ExperimentAnalytics", "metric_histories", "search_runs",
+    "ExperimentAnalytics", "History", "metric_histories", "search_runs",
 ]
 
 

@@ -17,6 +17,7 @@ from ._model.errors import (
 )
 from ._artifacts.code import CodeTooLargeError
 from ._ingest.stats import IngestStats
+from ._read.rows import History
 from ._model.registry import ModelVersion
 from ._model.session import Session
 from ._sync import Experiment, ExperimentAnalytics, Run, list_runs, load_run, metric_histories, search_runs
@@ -25,5 +26,5 @@ __all__ = [
     "BackendError", "CodeTooLargeError", "EngineStoppedError", "EngineThreadError", "Experiment", "ForkedRunError",
     "IngestStats", "ModelVersion", "QueueFullError", "Run", "RunAlreadyEnteredError", "RunClosedError",
     "RunNotOpenError", "RunStateError", "SagerunError", "Session", "TransportError", "list_runs", "load_run",
-    "ExperimentAnalytics", "metric_histories", "search_runs",
+    "ExperimentAnalytics", "History", "metric_histories", "search_runs",
 ]

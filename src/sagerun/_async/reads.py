@@ -55,7 +55,7 @@ async def search_runs(experiment_names: str | Sequence[str] | None = None, *, ta
     Raises:
         TypeError, ValueError: an argument breaks its rule (the message names it).
         RuntimeError: ``as_frame=True`` without pandas.
-        BackendError: the backend could not be read.
+        BackendError: the backend could not be read (NoStoreError: there is no local store).
     """
     query = queries.check(experiment_names, tags, status, parameters, order_by, max_results, include_children)
     if stats not in ("summary", "all"):
@@ -80,7 +80,9 @@ async def metric_histories(runs: Any, names: str | Sequence[str] | None = None, 
     Args:
         runs: ``Run`` objects, ``"experiment/run"`` names, or a ``search_runs`` DataFrame (or its records).
         names: a metric or a list of them.
-        session, source, as_frame: as for ``search_runs``.
+        session: connection settings; those of the first ``Run`` given, else ``Session.from_env()``.
+        source: ``"local"``, ``"sagemaker"`` or ``"mlflow"``; the session's backend when ``None``.
+        as_frame: a DataFrame (``True``), a dict of arrays (``False``), or whichever pandas allows.
 
     Raises:
         TypeError, ValueError: a bad run or name.
@@ -103,7 +105,10 @@ async def _history_of(run: Run, name: str, as_frame: bool | None) -> Any:
     async with readers.open_reader(run.session) as reader:
         (row,) = await _rows_of(reader, [(run.experiment_name, run.run_name)])
         found = await reader.histories([row], [wanted])
-    return frames.one_history(found[(row.trial_component_name, wanted)], as_frame)
+    history = found.get((row.trial_component_name, wanted))
+    if history is None or (not len(history.values) and wanted not in row.metrics):
+        raise KeyError(f"run {row.ref} has no metric {wanted!r} (yet: points still queued are read after flush())")
+    return frames.one_history(history, as_frame)
 
 
 class ExperimentAnalytics:
@@ -131,12 +136,14 @@ class ExperimentAnalytics:
         if sort_order not in ("Ascending", "Descending"):
             raise ValueError(f"sort_order must be 'Ascending' or 'Descending'; got {sort_order!r}")
         self._order = _analytics_order(sort_by, sort_order == "Descending")
+        queries.check(order_by=self._order)  # a bad sort is said here, not at dataframe()
         self.session: Session | None = session
         self.metric_names: list[str] | None = list(metric_names) if metric_names is not None else None
         self.parameter_names: list[str] | None = list(parameter_names) if parameter_names is not None else None
 
-    async def dataframe(self) -> Any:
-        """The experiment's runs as the SDK's DataFrame.
+    async def dataframe(self, force_refresh: bool = False) -> Any:
+        """The experiment's runs as the SDK's DataFrame; every call reads them anew
+        (``force_refresh`` is taken for the SDK's sake).
 
         Raises:
             RuntimeError: pandas is not installed.
@@ -163,7 +170,8 @@ def _analytics_order(sort_by: str, descending: bool) -> list[str]:
     if sort_by.startswith("metrics."):  # the SDK's "metrics.<name>.<stat>"
         name, _, stat = sort_by[len("metrics."):].rpartition(".")
         return [f"metric.{name}.{stat.lower()}{direction}"]
-    raise ValueError(f"sort_by must be 'CreationTime', 'Name' or 'metrics.<name>.<stat>'; got {sort_by!r}")
+    raise ValueError(f"sort_by must be 'CreationTime', 'Name' or 'metrics.<name>.<stat>' (Min, Max, Avg, Last, "
+                     f"Count); got {sort_by!r}")
 
 
 def _names(names: str | Sequence[str] | None) -> list[str] | None:

@@ -3,6 +3,7 @@ metric histories from the stored blocks, each in a worker thread."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from typing import Any, Callable, Sequence
 
@@ -53,8 +54,7 @@ def _rows(conn: sqlite3.Connection, query: Query) -> list[RunRow]:
         trial_component_name=run.trial_component_name, status=run.status, status_message=run.status_message,
         start_time=utc(run.start_time), end_time=utc(run.end_time), created_time=utc(run.created_time),
         parent=run.parent, tags=as_dict(run.tags), parameters=parameters[run.id],
-        metrics={name: MetricStats(s.last, s.min, s.max, s.total / s.count if s.count else None, s.count)
-                 for name, s in sorted(summaries[run.id].items())},
+        metrics={name: _stats(s) for name, s in sorted(summaries[run.id].items())},
     ) for run in stored]
 
 
@@ -70,3 +70,11 @@ def _histories(conn: sqlite3.Connection, rows: Sequence[RunRow],
                 found[(row.trial_component_name, name)] = History(points.steps.astype("int64"), points.timestamps,
                                                                   points.values)
     return found
+
+
+def _stats(stored: search.StoredSummary) -> MetricStats:
+    if not stored.count:
+        return MetricStats(count=0)
+    mean = stored.total / stored.count
+    return MetricStats(stored.last, stored.min, stored.max, mean, stored.count,
+                       math.sqrt(max(0.0, stored.squares / stored.count - mean * mean)))

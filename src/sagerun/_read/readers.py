@@ -35,5 +35,7 @@ def open_reader(session: Session, source: str | None = None) -> Any:
 
 
 async def search(reader: Any, query: Query, *, all_stats: bool = False) -> list[RunRow]:
-    """The rows of ``query``: what the reader returns, filtered, ordered and cut here as for every backend."""
-    return query.apply(await reader.runs(query, all_stats=all_stats))
+    """The rows of ``query``: what the reader returns, filtered, ordered and cut here as for every
+    backend; an order by a statistic other than the last reads every statistic (MLflow's histories)."""
+    needs_stats = any(term.kind == "metric" and term.stat != "last" for term in query.order_by)
+    return query.apply(await reader.runs(query, all_stats=all_stats or needs_stats))

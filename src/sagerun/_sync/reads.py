@@ -60,7 +60,7 @@ def search_runs(
     Raises:
         TypeError, ValueError: an argument breaks its rule (the message names it).
         RuntimeError: ``as_frame=True`` without pandas.
-        BackendError: the backend could not be read.
+        BackendError: the backend could not be read (NoStoreError: there is no local store).
     """
     return _portal.call(
         _async_reads.search_runs,
@@ -97,7 +97,9 @@ def metric_histories(
     Args:
         runs: ``Run`` objects, ``"experiment/run"`` names, or a ``search_runs`` DataFrame (or its records).
         names: a metric or a list of them.
-        session, source, as_frame: as for ``search_runs``.
+        session: connection settings; those of the first ``Run`` given, else ``Session.from_env()``.
+        source: ``"local"``, ``"sagemaker"`` or ``"mlflow"``; the session's backend when ``None``.
+        as_frame: a DataFrame (``True``), a dict of arrays (``False``), or whichever pandas allows.
 
     Raises:
         TypeError, ValueError: a bad run or name.
@@ -170,14 +172,15 @@ class ExperimentAnalytics:
     def parameter_names(self) -> list[str] | None:
         return self._async.parameter_names
 
-    def dataframe(self) -> Any:
-        """The experiment's runs as the SDK's DataFrame.
+    def dataframe(self, force_refresh: bool = False) -> Any:
+        """The experiment's runs as the SDK's DataFrame; every call reads them anew
+        (``force_refresh`` is taken for the SDK's sake).
 
         Raises:
             RuntimeError: pandas is not installed.
             BackendError: the backend could not be read.
         """
-        return _portal.call(self._async.dataframe)
+        return _portal.call(self._async.dataframe, force_refresh=force_refresh)
 
 
 _twins.pair_classes(_async_reads.ExperimentAnalytics, ExperimentAnalytics, {})

@@ -39,6 +39,8 @@ class StoredSummary:
     max: float
     last: float
     total: float
+    squares: float
+    """the sum of the values' squares, for their deviation"""
 
 
 def runs(conn: sqlite3.Connection, experiments: Sequence[str] | None, statuses: Sequence[str]) -> list[StoredRun]:
@@ -68,18 +70,20 @@ def parameters(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, di
 
 def summaries(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, dict[str, StoredSummary]]:
     """Each metric of each run of ``run_ids``: count, min, max and last from the blocks' summaries,
-    and the total of the values, from the value arrays (summed in numpy, a block at a time)."""
+    and the total of the values and of their squares, from the value arrays (in numpy, a block at a time)."""
     found: dict[int, dict[str, StoredSummary]] = {run_id: {} for run_id in run_ids}
-    totals: dict[int, float] = {}
+    totals: dict[int, tuple[float, float]] = {}
     for series_id, raw in _each(conn, 'SELECT m.series_id, m."values" FROM metrics m JOIN series s '
                                       'ON s.id = m.series_id WHERE s.run_id IN ({})', run_ids):
-        totals[series_id] = totals.get(series_id, 0.0) + float(np.frombuffer(raw, _FLOAT).sum())
+        values = np.frombuffer(raw, _FLOAT)
+        total, squares = totals.get(series_id, (0.0, 0.0))
+        totals[series_id] = (total + float(values.sum()), squares + float(np.dot(values, values)))
     query = """
         SELECT s.run_id, s.id, s.name, sum(m.count), min(m.min), max(m.max),
                (SELECT last_value FROM metrics WHERE series_id = s.id ORDER BY id DESC LIMIT 1)
         FROM series s JOIN metrics m ON m.series_id = s.id WHERE s.run_id IN ({}) GROUP BY s.id"""
     for run_id, series_id, name, count, low, high, last in _each(conn, query, run_ids):
-        found[run_id][name] = StoredSummary(count, low, high, last, totals.get(series_id, 0.0))
+        found[run_id][name] = StoredSummary(count, low, high, last, *totals.get(series_id, (0.0, 0.0)))
     return found
 
 

@@ -1,10 +1,13 @@
-"""SageMaker's Search as AWS pages and throttles it, in front of moto, which does neither.
+"""SageMaker's Search as AWS pages and throttles it, in front of moto, which does neither; and
+answers moto cannot give, patched in (``patches``: a call's answer, changed by a function).
 
 ``with SearchPages(moto_url, throttle_every=2) as proxy:`` serves ``proxy.url``: every call goes
 to moto as it came, but a ``SageMaker.Search`` is answered a page of ``MaxResults`` at a time
 (``NextToken`` the offset of the next page, as an opaque string), and every ``throttle_every``-th
 Search is answered ``ThrottlingException`` (HTTP 400, SageMaker's JSON error shape) before moto
-sees it. ``searches`` and ``throttled`` count what arrived.
+sees it. ``searches`` and ``throttled`` count what arrived. ``patches={"DescribeTrainingJob": f}``
+answers that call with ``f(moto's answer)``: a training job of a tuning job, say, whose
+``TuningJobArn`` moto has no way to set.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ SEARCH = "SageMaker.Search"
 class SearchPages(ThreadedServer):
     thread_name = "search-pages"
 
-    def __init__(self, upstream: str, throttle_every: int = 0) -> None:
+    def __init__(self, upstream: str, throttle_every: int = 0,
+                 patches: dict[str, Callable[[dict], dict]] | None = None) -> None:
         super().__init__()
         self.upstream = upstream
         self.throttle_every = throttle_every
+        self.patches = patches or {}
         self.searches = 0
         self.throttled = 0
         self._lock = threading.Lock()
@@ -57,8 +62,12 @@ class SearchPages(ThreadedServer):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        if request.headers.get("X-Amz-Target") != SEARCH:
+        target = request.headers.get("X-Amz-Target", "")
+        if target != SEARCH:
             status, payload, headers = await self._forward(request, body)
+            patch = self.patches.get(target.partition(".")[2])
+            if patch is not None and status == 200:
+                payload = orjson.dumps(patch(orjson.loads(payload)))
             return web.Response(status=status, body=payload, headers=headers)
         with self._lock:
             self.searches += 1

@@ -19,6 +19,7 @@ from .._model.session import Session
 from ..backends import backend_name, make_backend
 from .._model.records import RunRecord
 from .._model.tags import as_dict, check_tags, listed
+from . import _jobs
 from .run import Run, current_run
 
 logger = logging.getLogger("sagerun")
@@ -44,7 +45,11 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
     job resumes it; else a new run); else inside a SageMaker
     training, processing or transform job (``TRAINING_JOB_ARN``, the processing job's
     ``/opt/ml/config/processingjobconfig.json``, ``TRANSFORM_JOB_ARN``), the run named by the
-    job's ``ExperimentConfig``, read by describing the job (transient failures are retried).
+    job's ``ExperimentConfig``, read by describing the job (transient failures are retried); in a
+    pipeline step (an experiment and a trial, no run) a run named after the job in that trial; in
+    a training job of a tuning job, a run named after it in an experiment named after the tuning
+    job, with its hyperparameters (see ``_jobs``). The run is tagged ``sagerun:job`` and
+    ``sagerun:job-trial-component`` (the trial component SageMaker makes for the job).
     Processes of one job (distributed training ranks) may all load the same run and log to it.
 
     Args:
@@ -112,24 +117,15 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
     session = session if session is not None else Session.from_env()
     async with make_backend(session) as backend:
         described = await backend.describe_job(job.kind, job.name)
-    config: Any = described.get("ExperimentConfig") or {}
-    experiment, component = config.get("ExperimentName"), config.get("RunName")
-    if not experiment or not component:
-        raise RuntimeError(
-            f"load_run() found the {job.kind} job {job.name!r}, but its ExperimentConfig names no run "
-            f"({config!r}). Start the job with ExperimentConfig=run.experiment_config, or pass run_name "
-            "and experiment_name"
-        )
-    experiment = check_name("ExperimentName", experiment)
-    prefix = f"{experiment}-"
-    if not component.lower().startswith(prefix) or len(component) == len(prefix):
-        raise RuntimeError(
-            f"the {job.kind} job {job.name!r} names RunName {component!r}, which is not a run of experiment "
-            f"{experiment!r} (a run's trial component is named '<experiment>-<run>'). Start the job with "
-            "ExperimentConfig=run.experiment_config"
-        )
-    return Run(experiment, component[len(prefix):], session=session, dead_letter=dead_letter,
-               artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
+        tuning_job = _jobs.tuning_job_of(described)
+        tuning = await backend.describe_job("tuning", tuning_job) if tuning_job else None
+    shape = _jobs.run_of(job, described, tuning)
+    run = Run(shape.experiment, shape.run, tags=shape.tags, session=session, dead_letter=dead_letter,
+              artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
+    if shape.run_group:
+        run._record.trial_name = shape.run_group
+    run.log_parameters(shape.parameters)
+    return run
 
 
 def _in_job() -> bool:

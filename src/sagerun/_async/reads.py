@@ -7,6 +7,7 @@ The same on every backend: SageMaker (Search, BatchGetMetrics), an MLflow tracki
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal, Mapping, Sequence
 
 from .._model.naming import check_name
@@ -214,7 +215,8 @@ def _session_of(runs: Any) -> Session | None:
 
 async def _rows_of(reader: Any, refs: Sequence[tuple[str, str]]) -> list[RunRow]:
     experiments = sorted({experiment for experiment, _ in refs})
-    rows = await readers.search(reader, queries.check(experiments, include_children=True))
+    query = dataclasses.replace(queries.check(experiments, include_children=True), runs=frozenset(refs))
+    rows = await readers.search(reader, query)
     by_name = {(row.experiment, row.run): row for row in rows}
     missing = [f"{e}/{r}" for e, r in refs if (e, r) not in by_name]
     if missing:

@@ -46,7 +46,8 @@ class LocalReader:
 
 
 def _rows(conn: sqlite3.Connection, query: Query) -> list[RunRow]:
-    stored = search.runs(conn, query.experiment_names, query.statuses)
+    names = sorted({name for _, name in query.runs}) if query.runs is not None else None
+    stored = search.runs(conn, query.experiment_names, query.statuses, names)
     ids = [run.id for run in stored]
     parameters, summaries = search.parameters(conn, ids), search.summaries(conn, ids)
     return [RunRow(

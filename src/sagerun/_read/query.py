@@ -52,10 +52,14 @@ class Query:
     order_by: tuple[Order, ...] = ()
     max_results: int | None = None
     include_children: bool = False
+    runs: frozenset[tuple[str, str]] | None = None
+    """only these ``(experiment, run)``: what a read of some runs' histories looks up"""
 
     def matches(self, row: RunRow) -> bool:
         """Whether ``row`` answers every filter."""
         if self.experiment_names is not None and row.experiment not in self.experiment_names:
+            return False
+        if self.runs is not None and (row.experiment, row.run) not in self.runs:
             return False
         if self.statuses and row.status not in self.statuses:
             return False

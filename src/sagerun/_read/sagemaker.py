@@ -18,7 +18,7 @@ import botocore.exceptions
 import numpy as np
 
 from .._model.errors import BackendError, TransportError
-from .._model.naming import RUN_TAG, run_group_name
+from .._model.naming import RUN_TAG
 from .._model.records import RunRecord
 from .._model.session import Session
 from ..backends.aws import call_with_retries, open_client
@@ -98,7 +98,19 @@ class SageMakerReader:
     async def _search(self, experiment: str, query: Query) -> list[RunRow]:
         assert self._backend is not None
         # Parents first: moto stops reading filters after the first tag filter.
-        filters = [{"Name": "Parents.TrialName", "Operator": "Equals", "Value": run_group_name(experiment)},
+        try:
+            groups = await self._backend.run_groups(experiment)
+        except (botocore.exceptions.ClientError, TransportError) as exc:
+            raise BackendError(f"could not read SageMaker (ListTrials): {exc}. Check the IAM permissions "
+                               f"({_PERMISSIONS}, sagemaker:ListTrials)") from exc
+        rows: list[RunRow] = []
+        for group in groups:
+            rows += await self._search_group(experiment, group, query)
+        return rows
+
+    async def _search_group(self, experiment: str, group: str, query: Query) -> list[RunRow]:
+        assert self._backend is not None
+        filters = [{"Name": "Parents.TrialName", "Operator": "Equals", "Value": group},
                    {"Name": f"Tags.{RUN_TAG['Key']}", "Operator": "Equals", "Value": RUN_TAG["Value"]}]
         filters += [{"Name": f"Tags.{key}", "Operator": "Equals", "Value": value} for key, value in query.tags.items()]
         rows: list[RunRow] = []
@@ -118,7 +130,7 @@ class SageMakerReader:
                     # A Search that leaves them out, or half out (moto's gives [{}]): they are described.
                     summaries = (await self._described(record.trial_component_name)).get("Metrics") or []
                 rows.append(RunRow(
-                    experiment=experiment, run=record.run_name, run_group=record.trial_name,
+                    experiment=experiment, run=record.run_name, run_group=group,
                     trial_component_name=record.trial_component_name, status=record.status,
                     status_message=record.status_message, start_time=_aware(component.get("StartTime")),
                     end_time=record.end_time, created_time=created, parent=record.parent,

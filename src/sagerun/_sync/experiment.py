@@ -38,7 +38,11 @@ def load_run(
     job resumes it; else a new run); else inside a SageMaker
     training, processing or transform job (``TRAINING_JOB_ARN``, the processing job's
     ``/opt/ml/config/processingjobconfig.json``, ``TRANSFORM_JOB_ARN``), the run named by the
-    job's ``ExperimentConfig``, read by describing the job (transient failures are retried).
+    job's ``ExperimentConfig``, read by describing the job (transient failures are retried); in a
+    pipeline step (an experiment and a trial, no run) a run named after the job in that trial; in
+    a training job of a tuning job, a run named after it in an experiment named after the tuning
+    job, with its hyperparameters (see ``_jobs``). The run is tagged ``sagerun:job`` and
+    ``sagerun:job-trial-component`` (the trial component SageMaker makes for the job).
     Processes of one job (distributed training ranks) may all load the same run and log to it.
 
     Args:

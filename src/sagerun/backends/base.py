@@ -74,8 +74,9 @@ class Backend(abc.ABC):
     # Defaults raise, so that a backend without them still imports and runs.
 
     async def describe_job(self, kind: str, name: str) -> dict[str, object]:
-        """Describe SageMaker job ``name`` of ``kind`` (``"training"``, ``"processing"`` or
-        ``"transform"``) as DescribeTrainingJob and its siblings answer, ``ExperimentConfig`` included.
+        """Describe SageMaker job ``name`` of ``kind`` (``"training"``, ``"processing"``,
+        ``"transform"`` or ``"tuning"``) as DescribeTrainingJob and its siblings answer,
+        ``ExperimentConfig`` included.
 
         Raises:
             BackendError: the job was not found or could not be described.

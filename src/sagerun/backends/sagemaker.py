@@ -224,13 +224,14 @@ class SageMakerBackend(Backend):
         "training": ("describe_training_job", "TrainingJobName"),
         "processing": ("describe_processing_job", "ProcessingJobName"),
         "transform": ("describe_transform_job", "TransformJobName"),
+        "tuning": ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
     }
 
     async def describe_job(self, kind: str, name: str) -> dict[str, Any]:
         try:
             method, argument = self._JOB_DESCRIBERS[kind]
         except KeyError:
-            raise ValueError(f"kind must be 'training', 'processing' or 'transform'; got {kind!r}") from None
+            raise ValueError(f"kind must be 'training', 'processing', 'transform' or 'tuning'; got {kind!r}") from None
         try:
             return dict(await self._call(getattr(self._sagemaker, method), **{argument: name}))
         except botocore.exceptions.ClientError as exc:
@@ -250,12 +251,13 @@ class SageMakerBackend(Backend):
         from .._model.naming import run_group_name
 
         after, before = self._aware(created_after), self._aware(created_before)
-        # Runs are the run group's trial components that carry the Run tag: one Search a page, with
+        # Runs are the run groups' trial components that carry the Run tag: one Search a page, with
         # parameters and status included, instead of a List plus a look-up per trial component.
         filters: list[dict[str, str]] = [
             {"Name": "Parents.TrialName", "Operator": "Equals", "Value": run_group_name(experiment_name)},
             {"Name": f"Tags.{RUN_TAG['Key']}", "Operator": "Equals", "Value": RUN_TAG["Value"]},
         ]
+        groups = await self.run_groups(experiment_name)
         # The API compares timestamps given as text without a zone: widen by a day, filter exactly below.
         if after is not None:
             filters.append({"Name": "CreationTime", "Operator": "GreaterThanOrEqualTo",
@@ -268,20 +270,22 @@ class SageMakerBackend(Backend):
             "SortBy": "TrialComponentName" if sort_by == "Name" else "CreationTime", "SortOrder": sort_order,
         }
         found: list[tuple[datetime.datetime, str, RunRecord]] = []
-        token = None
         try:
-            while True:
-                page = await self._call(self._sagemaker.search, **kwargs, MaxResults=100,
-                                        **({"NextToken": token} if token else {}))
-                for result in page.get("Results") or ():
-                    listed = self.listed_run(result.get("TrialComponent") or {}, experiment_name)
-                    if listed is not None and (after is None or listed[0] > after) and (
-                            before is None or listed[0] < before) and (where is None or where(listed[2])):
-                        found.append(listed)
-                token = page.get("NextToken")
-                # The API sorts across pages, so the first max_results found are the ones wanted.
-                if not token or (max_results is not None and len(found) >= max_results):
-                    break
+            for group in groups:
+                filters[0]["Value"] = group
+                token = None
+                while True:
+                    page = await self._call(self._sagemaker.search, **kwargs, MaxResults=100,
+                                            **({"NextToken": token} if token else {}))
+                    for result in page.get("Results") or ():
+                        listed = self.listed_run(result.get("TrialComponent") or {}, experiment_name)
+                        if listed is not None and (after is None or listed[0] > after) and (
+                                before is None or listed[0] < before) and (where is None or where(listed[2])):
+                            found.append(listed)
+                    token = page.get("NextToken")
+                    # The API sorts across pages, so the first max_results found are the ones wanted.
+                    if not token or (max_results is not None and len(found) >= max_results and len(groups) == 1):
+                        break
         except (botocore.exceptions.ClientError, TransportError) as exc:
             raise BackendError(f"could not list the runs of experiment {experiment_name!r}: {exc}. Check the "
                                "IAM permission sagemaker:Search") from exc
@@ -290,6 +294,24 @@ class SageMakerBackend(Backend):
         found.sort(key=lambda item: item[1] if by_name else item[0], reverse=sort_order == "Descending")
         records = [record for _, _, record in found]
         return records if max_results is None else records[:max_results]
+
+    async def run_groups(self, experiment_name: str) -> list[str]:
+        """The trials whose trial components may be the experiment's runs: its default run group
+        first, then every other trial of it (a pipeline's executions).
+
+        Raises:
+            botocore.exceptions.ClientError, TransportError: the trials could not be listed.
+        """
+        from .._model.naming import run_group_name
+
+        default = run_group_name(experiment_name)
+        try:
+            trials = await self._all(self._sagemaker.list_trials, "TrialSummaries", ExperimentName=experiment_name)
+        except botocore.exceptions.ClientError as exc:
+            if not _not_found(exc):
+                raise
+            trials = []
+        return [default] + sorted({str(t["TrialName"]) for t in trials} - {default})
 
     def listed_run(self, component: dict[str, Any],
                     experiment_name: str) -> tuple[datetime.datetime, str, RunRecord] | None:
@@ -303,6 +325,9 @@ class SageMakerBackend(Backend):
             return None
         record = RunRecord(experiment_name=experiment_name, run_name=name[len(prefix):],
                            trial_name=run_group_name(experiment_name), trial_component_name=name)
+        parents = component.get("Parents") or []  # moto's Search gives none
+        if parents and parents[0].get("TrialName"):
+            record.trial_name = str(parents[0]["TrialName"])
         status = component.get("Status") or {}
         record.status, record.status_message = status.get("PrimaryStatus"), status.get("Message")
         end = component.get("EndTime")

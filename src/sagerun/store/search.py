@@ -43,9 +43,14 @@ class StoredSummary:
     """the sum of the values' squares, for their deviation"""
 
 
-def runs(conn: sqlite3.Connection, experiments: Sequence[str] | None, statuses: Sequence[str]) -> list[StoredRun]:
-    """The runs of ``experiments`` (all when ``None``) whose status is one of ``statuses`` (any when empty)."""
+def runs(conn: sqlite3.Connection, experiments: Sequence[str] | None, statuses: Sequence[str],
+         names: Sequence[str] | None = None) -> list[StoredRun]:
+    """The runs of ``experiments`` (all when ``None``) whose status is one of ``statuses`` (any when
+    empty), and whose name is one of ``names`` when given."""
     where, arguments = [], []
+    if names is not None:
+        where.append(f"r.name IN ({', '.join('?' * len(names))})")
+        arguments += list(names)
     if experiments is not None:
         where.append(f"e.name IN ({', '.join('?' * len(experiments))})")
         arguments += list(experiments)

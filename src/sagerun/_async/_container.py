@@ -20,6 +20,7 @@ import orjson
 
 from .._artifacts.state import RunArtifacts, RunParts
 from .._model.environment import JobEnvironment, detect_job
+from ..backends.base import Backend
 from ..store.spool import Spool
 
 logger = logging.getLogger("sagerun")
@@ -61,12 +62,10 @@ async def _keep(job: JobEnvironment, parts: RunParts, artifacts: RunArtifacts) -
             return
         data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
         file_name = f"{name}-{time.time_ns()}.jsonl"
-        description = await parts.backend.describe_job(job.kind, job.name) if job.kind == "training" else {}
-        checkpoint = description.get("CheckpointConfig") or {}
-        if isinstance(checkpoint, dict) and checkpoint.get("S3Uri"):
-            folder = os.path.join(str(checkpoint.get("LocalPath") or DEFAULT_CHECKPOINTS), "sagerun", FOLDER)
+        kept = await checkpoint_spool(job, parts.backend)
+        if kept is not None:
+            folder, where = kept
             await anyio.to_thread.run_sync(_write, os.path.join(folder, file_name), data)
-            where = f"{str(checkpoint['S3Uri']).rstrip('/')}/sagerun/{FOLDER}/"
         else:
             uri = await artifacts.put_bytes(parts, data, f"{FOLDER}/{file_name}", "application/x-ndjson")
             where = uri.rsplit("/", 1)[0] + "/"
@@ -77,6 +76,21 @@ async def _keep(job: JobEnvironment, parts: RunParts, artifacts: RunArtifacts) -
         return
     logger.warning("sagerun: %d undelivered points of %s are kept at %s, beyond the %s job: `sagerun sync --from "
                    "%s` sends them from any machine", len(rows), name, where, job.kind, where)
+
+
+async def checkpoint_spool(job: JobEnvironment, backend: Backend) -> tuple[str, str] | None:
+    """Where a training job with a ``CheckpointConfig`` keeps spool files: the folder in the
+    container, and its S3 copy; ``None`` for other jobs.
+
+    Raises:
+        BackendError: the job could not be described.
+    """
+    description = await backend.describe_job(job.kind, job.name) if job.kind == "training" else {}
+    checkpoint = description.get("CheckpointConfig") or {}
+    if not isinstance(checkpoint, dict) or not checkpoint.get("S3Uri"):
+        return None
+    folder = os.path.join(str(checkpoint.get("LocalPath") or DEFAULT_CHECKPOINTS), "sagerun", FOLDER)
+    return folder, f"{str(checkpoint['S3Uri']).rstrip('/')}/sagerun/{FOLDER}/"
 
 
 def _rows(store: str, name: str) -> tuple[list[int], list[dict[str, object]]]:

@@ -26,7 +26,8 @@ from .._model.session import Session
 from .._model.tags import check_tag, check_tags, merged
 from ..backends import backend_name, make_backend
 from ..backends.base import Backend
-from . import _container, _fork, _record, _signals
+from . import _container, _fork, _record, _resume, _signals
+from ._resume import RESUME_MODES, Resume
 from ._lifecycle import Lifecycle
 from ._marks import caller_thread
 from ._signals import Terminated
@@ -64,6 +65,9 @@ class Run:
         owner: ``False`` for a process that only adds metrics to a run another process owns (another
             rank of a distributed training): it never saves the run's status, parameters, tags or
             artifacts, so that it cannot overwrite the owner's.
+        resume: for a run that exists already (a restarted job), what a point logged again at or
+            below the highest step the backend holds of its metric becomes: ``"skip"`` (counted in
+            ``ingest_stats.skipped_resumed``), or ``"rewind"``, kept (see ``_resume``).
 
     Raises:
         ValueError, TypeError: a name breaks the rules above (the message names the argument).
@@ -82,7 +86,10 @@ class Run:
         artifact_bucket: str | None = None,
         artifact_prefix: str | None = None,
         owner: bool = True,
+        resume: Resume = "skip",
     ) -> None:
+        if resume not in RESUME_MODES:
+            raise ValueError(f"resume must be 'skip' or 'rewind'; got {resume!r}")
         experiment = check_name("experiment_name", experiment_name)
         run = generate_run_name() if run_name is None else check_name("run_name", run_name)
         self._record = RunRecord(
@@ -107,6 +114,7 @@ class Run:
         self._terminated = False  # SIGTERM cancelled the task that opened the run
         self._artifacts = RunArtifacts(artifact_bucket, artifact_prefix)
         self._owner = bool(owner)
+        self._resume = resume
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -181,6 +189,7 @@ class Run:
                 self.session, close_timeout=self.session.close_timeout - _record.final_save_reserve(self.session))
             self._engine = await start_engine(stack, self._queue, backend, record.trial_component_name,
                                               metrics_session, self._dead_letter)
+            await _resume.resume(backend, record, self._queue, self._intake, self._resume, self._owner)
         except BaseException:
             self._life.leave()
             self._intake.refuse(self._life.closed_error)
@@ -336,7 +345,7 @@ class Run:
             return IngestStats(enqueued=len(queue), delivered=0, failed=0, dropped=queue.dropped,
                                rejected=queue.rejected, retried=0, resent_unanswered=0, queued=len(queue),
                                in_flight=0, lag=0.0, in_flight_limit=0)
-        return self._engine.stats()
+        return dataclasses.replace(self._engine.stats(), skipped_resumed=self._intake.skipped)
 
     async def metric_history(self, name: str, *, as_frame: bool | None = None) -> Any:
         """Every point of metric ``name`` of this run, read back from its backend, in the order

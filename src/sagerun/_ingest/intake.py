@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
 from typing import Any, Callable, Mapping
 
@@ -38,10 +39,27 @@ class MetricIntake:
         self._names: set[str] = set()
         self._nonfinite_warned: set[str] = set()
         self._refusal: Callable[[], Exception] | None = None
+        self._resumed: dict[str, int] | None = None
+        self._skipped = 0
+        self._skipping = threading.Lock()
 
     def refuse(self, error: Callable[[], Exception]) -> None:
         """From now on every log call raises ``error()``."""
         self._refusal = error
+
+    def skip_through(self, highs: Mapping[str, int]) -> None:
+        """From now on a point of a metric of ``highs`` at or below its step there is skipped and
+        counted: a resumed run has it already."""
+        self._resumed = dict(highs) or None
+
+    @property
+    def skipped(self) -> int:
+        """Points skipped so far by ``skip_through``."""
+        return self._skipped
+
+    def _skip(self, count: int) -> None:
+        with self._skipping:
+            self._skipped += count
 
     # -- the calls ---------------------------------------------------------------------------------
 
@@ -92,6 +110,9 @@ class MetricIntake:
             return None
         if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):  # type: ignore[operator]
             step = check_step(step)
+        if self._resumed is not None and step is not None and step <= self._resumed.get(name, -1):  # type: ignore
+            self._skip(1)
+            return None
         return (name, value, step, time.time() if timestamp is None else epoch_seconds(timestamp))  # type: ignore[return-value]
 
     def items(self, metrics: Mapping[str, Any], step: Any, timestamp: Any) -> list[Item]:
@@ -130,6 +151,12 @@ class MetricIntake:
                 block_steps = None if block_steps is None else block_steps[finite]
                 if not isinstance(times, float):
                     times = times[finite]
+            if self._resumed is not None and block_steps is not None and name in self._resumed:
+                fresh = block_steps > self._resumed[name]
+                if not fresh.all():
+                    self._skip(int((~fresh).sum()))
+                    values, block_steps = values[fresh], block_steps[fresh]
+                    times = times if isinstance(times, float) else times[fresh]
             if len(values):
                 blocks.append(Block(name, values, block_steps, times))
         return blocks

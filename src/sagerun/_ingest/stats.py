@@ -39,6 +39,10 @@ class IngestStats:
     send_rate: float | None = None
     """Requests a second the engine keeps to since the endpoint throttled it (``None``: never
     throttled, not paced); it climbs back as requests are taken."""
+    skipped_resumed: int = 0
+    """Points of a resumed run skipped because the run had a point of that metric at that step or
+    a later one already (a restarted job logging its steps since the checkpoint again); see
+    ``Run(resume=...)``."""
 
 
 def report_close(trial_component_name: str, stats: IngestStats, handed: Mapping[str, int],

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from . import _portal, _twins
 from .._async import run as _async_run
+from .._async._resume import Resume
 from .._ingest.stats import IngestStats
 from .._model.answers import DeadLetter
 from .._model.registry import ModelVersion
@@ -48,6 +49,9 @@ class Run:
         owner: ``False`` for a process that only adds metrics to a run another process owns (another
             rank of a distributed training): it never saves the run's status, parameters, tags or
             artifacts, so that it cannot overwrite the owner's.
+        resume: for a run that exists already (a restarted job), what a point logged again at or
+            below the highest step the backend holds of its metric becomes: ``"skip"`` (counted in
+            ``ingest_stats.skipped_resumed``), or ``"rewind"``, kept (see ``_resume``).
 
     Raises:
         ValueError, TypeError: a name breaks the rules above (the message names the argument).
@@ -68,6 +72,7 @@ class Run:
         artifact_bucket: str | None = None,
         artifact_prefix: str | None = None,
         owner: bool = True,
+        resume: Resume = "skip",
     ) -> None:
         self._async = _async_run.Run(
             experiment_name=experiment_name,
@@ -80,6 +85,7 @@ class Run:
             artifact_bucket=artifact_bucket,
             artifact_prefix=artifact_prefix,
             owner=owner,
+            resume=resume,
         )
         _twins.register(self._async, self)
 

@@ -73,6 +73,15 @@ class Backend(abc.ABC):
     # -- finding runs and experiments again (load_run, list_runs, Experiment) -----------------------
     # Defaults raise, so that a backend without them still imports and runs.
 
+    async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
+        """The highest step of each metric the backend holds for the run of ``record`` (an opened
+        one): where a resumed run goes on. Empty for a new run, and for a backend that cannot tell.
+
+        Raises:
+            BackendError: the backend could not be read.
+        """
+        return {}
+
     async def describe_job(self, kind: str, name: str) -> dict[str, object]:
         """Describe SageMaker job ``name`` of ``kind`` (``"training"``, ``"processing"``,
         ``"transform"`` or ``"tuning"``) as DescribeTrainingJob and its siblings answer,

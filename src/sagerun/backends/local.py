@@ -69,6 +69,14 @@ class LocalBackend(Backend):
             raise RuntimeError("the local backend is not open: use it as 'async with LocalBackend(session)'")
         return self._conn
 
+    async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
+        from ..store.search import highest_steps
+
+        run_id = self._run_ids.get(record.trial_component_name)
+        if run_id is None:
+            return {}
+        return await self._thread(highest_steps, self._connection(), run_id)
+
     async def open_run(self, record: RunRecord) -> RunRecord:
         try:
             run_id, merged = await self._thread(records.open_run, self._connection(), record)

@@ -283,6 +283,15 @@ class MlflowBackend(Backend):
     async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
         return await log_metrics(self.rest, trial_component_name, points)
 
+    async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
+        # A run's latest metric is MLflow's value at the highest step: runs/get has each one's.
+        try:
+            answer = await self._call("GET", "runs/get", query={"run_id": record.trial_component_name})
+        except (MlflowError, TransportError) as exc:
+            raise self._fail(f"read the steps of run {record.trial_component_name}", exc) from exc
+        metrics = (answer.get("run") or {}).get("data", {}).get("metrics") or ()
+        return {str(m["key"]): int(m.get("step", 0)) for m in metrics}
+
     def metrics_target(self) -> MetricsTarget | None:
         return MetricsTarget(self.tracking_uri, self.rest.address.region or "", self.rest.credentials, kind="mlflow")
 

@@ -227,6 +227,11 @@ class SageMakerBackend(Backend):
         "tuning": ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
     }
 
+    async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
+        from .sagemaker_steps import highest_steps
+
+        return await highest_steps(self.session, self._sagemaker, self._metrics, record.trial_component_name)
+
     async def describe_job(self, kind: str, name: str) -> dict[str, Any]:
         try:
             method, argument = self._JOB_DESCRIBERS[kind]

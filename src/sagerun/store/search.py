@@ -98,3 +98,9 @@ def _each(conn: sqlite3.Connection, query: str, ids: Sequence[int], chunk: int =
         part = list(ids[start:start + chunk])
         yield from conn.execute(query.format(", ".join("?" * len(part))), part)
 
+
+
+def highest_steps(conn: sqlite3.Connection, run_id: int) -> dict[str, int]:
+    """The highest step each metric of run ``run_id`` has, read from its blocks' last steps."""
+    return dict(conn.execute("SELECT s.name, max(m.last_step) FROM series s JOIN metrics m ON m.series_id = s.id "
+                             "WHERE s.run_id = ? AND m.last_step IS NOT NULL GROUP BY s.id", (run_id,)).fetchall())

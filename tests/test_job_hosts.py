@@ -53,6 +53,9 @@ def test_two_hosts_of_two_ranks_log_to_one_run_that_the_lead_alone_ends(moto_url
     described = sagemaker.describe_trial_component(TrialComponentName="dist-two-hosts")
     assert described["Status"]["PrimaryStatus"] == "Completed"
     assert described["Parameters"]["written_by"] == {"StringValue": "rank 0"}
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=described["TrialComponentArn"])["Tags"]}
+    assert tags["sagerun:failed:algo-2/rank3"] == "Failed: RuntimeError: rank 3 ran out of memory"
+    assert "rank-0" in tags and "rank-3" not in tags  # the tags a process set are saved by the owner alone
     received: dict[str, list[int]] = {}
     for point in metrics_fake.points:
         if point["trial_component"] == "dist-two-hosts":

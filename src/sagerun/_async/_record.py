@@ -13,7 +13,9 @@ import anyio
 import anyio.to_thread
 
 from .._model.checks import MAX_STATUS_MESSAGE
+from .._model.environment import job_hosts, process_rank
 from .._model.records import RunRecord
+from .._model.tags import tag_text
 from .._model.session import Session
 from ..backends.base import Backend
 from ..store.records import keep_unsaved
@@ -105,3 +107,22 @@ async def _keep(backend: Backend, record: RunRecord, session: Session, error: Ex
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+FAILURE_TAG = "sagerun:failed:"
+
+
+async def note_failure(backend: Backend, record: RunRecord) -> None:
+    """For a process that does not own the run: a failure or a stop of its own becomes a tag of the
+    run (``sagerun:failed:<host>/rank<N>``, its message the value), its status stays the owner's.
+    Never raises: a tag that cannot be set is logged."""
+    if record.status not in ("Failed", "Stopped"):
+        return
+    hosts = job_hosts()
+    where = f"{hosts.current}/rank{process_rank()}" if hosts.current else f"rank{process_rank()}"
+    message = tag_text(f"{record.status}: {record.status_message or ''}".rstrip(": "))
+    try:
+        await backend.add_tags(record, {FAILURE_TAG + where: message})
+    except Exception as exc:
+        logger.error("sagerun: %s of run %s could not be recorded as a tag: %s", message, record.trial_component_name,
+                     exc)

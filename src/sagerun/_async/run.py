@@ -64,7 +64,8 @@ class Run:
             followed by the trial component's name and the file's name.
         owner: ``False`` for a process that only adds metrics to a run another process owns (another
             rank of a distributed training): it never saves the run's status, parameters, tags or
-            artifacts, so that it cannot overwrite the owner's.
+            artifacts, so that it cannot overwrite the owner's; its own failure becomes the tag
+            ``sagerun:failed:<host>/rank<N>``.
         resume: for a run that exists already (a restarted job), what a point logged again at or
             below the highest step the backend holds of its metric becomes: ``"skip"`` (counted in
             ``ingest_stats.skipped_resumed``), or ``"rewind"``, kept (see ``_resume``).
@@ -177,6 +178,8 @@ class Run:
             self._record, self._backend = record, backend
             if self._owner:
                 stack.push_async_callback(self._save_final)
+            else:
+                stack.push_async_callback(lambda: _record.note_failure(backend, self._record))
             # Both run before the final save, so that the record it saves holds the tables and the log.
             parts = RunParts(self._record, backend, self.session, stack)
             if self.session.capture_console:

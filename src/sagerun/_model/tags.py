@@ -26,6 +26,11 @@ def _allowed(text: str) -> bool:
     return all(c in _PUNCTUATION or unicodedata.category(c)[0] in "LZN" for c in text)
 
 
+def tag_text(text: str, limit: int = MAX_VALUE) -> str:
+    """``text`` (an error message, say) as a tag value SageMaker takes: any other character a space."""
+    return "".join(c if c in _PUNCTUATION or unicodedata.category(c)[0] in "LZN" else " " for c in text)[:limit]
+
+
 def check_tag(key: object, value: object) -> tuple[str, str]:
     """``(key, value)`` as SageMaker keeps them; a number or bool value becomes its text.
 

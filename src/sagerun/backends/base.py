@@ -73,6 +73,15 @@ class Backend(abc.ABC):
     # -- finding runs and experiments again (load_run, list_runs, Experiment) -----------------------
     # Defaults raise, so that a backend without them still imports and runs.
 
+    async def add_tags(self, record: RunRecord, tags: dict[str, str]) -> None:
+        """Set ``tags`` on the opened run of ``record`` and nothing else: what a process that does
+        not own the run (``Run(owner=False)``) may write.
+
+        Raises:
+            BackendError: the tags could not be set.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot set tags alone")
+
     async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
         """The highest step of each metric the backend holds for the run of ``record`` (an opened
         one): where a resumed run goes on. Empty for a new run, and for a backend that cannot tell.

@@ -69,6 +69,12 @@ class LocalBackend(Backend):
             raise RuntimeError("the local backend is not open: use it as 'async with LocalBackend(session)'")
         return self._conn
 
+    async def add_tags(self, record: RunRecord, tags: dict[str, str]) -> None:
+        try:
+            await self._thread(records.add_tags, self._connection(), self._run_id(record.trial_component_name), tags)
+        except sqlite3.Error as exc:
+            raise BackendError(f"could not tag run {record.trial_component_name!r} in {self.store_path}: {exc}") from exc
+
     async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
         from ..store.search import highest_steps
 

@@ -283,6 +283,14 @@ class MlflowBackend(Backend):
     async def put_metrics(self, trial_component_name: str, points: Sequence[Point]) -> Sequence[ItemError]:
         return await log_metrics(self.rest, trial_component_name, points)
 
+    async def add_tags(self, record: RunRecord, tags: dict[str, str]) -> None:
+        try:
+            for key, value in tags.items():
+                await self._call("POST", "runs/set-tag", {"run_id": record.trial_component_name, "key": key,
+                                                          "value": value})
+        except (MlflowError, TransportError) as exc:
+            raise self._fail(f"tag run {record.trial_component_name}", exc) from exc
+
     async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
         # A run's latest metric is MLflow's value at the highest step: runs/get has each one's.
         try:

@@ -227,6 +227,15 @@ class SageMakerBackend(Backend):
         "tuning": ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
     }
 
+    async def add_tags(self, record: RunRecord, tags: dict[str, str]) -> None:
+        arn, sent = self._tagged.get(record.trial_component_name, ("", {}))
+        try:
+            await self._call(self._sagemaker.add_tags, ResourceArn=arn, Tags=as_list(tags))
+        except (botocore.exceptions.ClientError, TransportError) as exc:
+            raise BackendError(f"could not tag run {record.trial_component_name!r}: {exc}. Check the IAM "
+                               "permission sagemaker:AddTags") from exc
+        self._tagged[record.trial_component_name] = (arn, sent | tags)
+
     async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
         from .sagemaker_steps import highest_steps
 

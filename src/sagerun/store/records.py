@@ -86,6 +86,15 @@ def save_run(conn: sqlite3.Connection, run_id: int, record: RunRecord) -> None:
         )
 
 
+def add_tags(conn: sqlite3.Connection, run_id: int, tags: dict[str, str]) -> None:
+    """Set ``tags`` on run ``run_id``, keeping its others: what a process that does not own the
+    run may write."""
+    with transaction(conn):
+        (raw,) = conn.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+        merged = as_dict(_tags(raw)) | tags
+        conn.execute("UPDATE runs SET tags = ? WHERE id = ?", (orjson.dumps(as_list(merged)).decode(), run_id))
+
+
 def load_run(conn: sqlite3.Connection, run_id: int) -> RunRecord:
     """The stored run ``run_id`` as a ``RunRecord``.
 

@@ -83,6 +83,10 @@ class SearchPages(ThreadedServer):
             return web.Response(status=status, body=payload, headers=headers)
         answer = orjson.loads(payload)
         results = answer.get("Results") or []
+        for result in results:  # moto gives a run without metrics "Metrics": [{}]; SageMaker, none
+            component = result.get("TrialComponent") or {}
+            if component.get("Metrics") == [{}]:
+                component["Metrics"] = []
         page = {"Results": results[offset:offset + size]}
         if offset + size < len(results):
             page["NextToken"] = str(offset + size)

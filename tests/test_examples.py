@@ -21,7 +21,7 @@ CASES = {
     "cross_validation.py": ("digits/logreg-cv", {"cv:accuracy-mean": 1}, "4 folds, mean accuracy"),
     "multiprocess_ranks.py": ("ddp-demo/four-ranks", {f"rank{r}:loss": 500 for r in range(4)}, "4 ranks logged 2004"),
     # sagerun.integrations, each with its framework (the [test] extra brings them)
-    "hf_trainer.py": ("hf-regression/two-params", {"train/loss": 40, "eval/loss": 3},
+    "hf_trainer.py": ("hf-regression/two-params", {"train/loss": 40, "eval/loss": 2},
                       "hf-regression/two-params: 172 points logged"),
     "lightning_boring.py": ("boring/linear-32", {"train/loss": 32, "val/loss": 4, "epoch": 36},
                             "boring/linear-32: 72 points logged"),

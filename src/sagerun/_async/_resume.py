@@ -36,25 +36,39 @@ async def resume(backend: Backend, record: RunRecord, queue: PointQueue, intake:
                  owner: bool) -> None:
     """Send what an earlier process of the job left behind (the owner), then skip what the run has.
     Never raises: a backend that cannot tell is said once, and the run keeps every point."""
+    known = True
     try:
         highest = await backend.delivered_steps(record)
-        if owner:
-            left = await _left_behind(backend, record.trial_component_name)
-            fresh: list[Item] = [(r["name"], float(r["value"]), r["step"], float(r["timestamp"])) for r in left
-                                 if r["step"] is None or r["step"] > highest.get(str(r["name"]), -1)]
-            if fresh:
-                await queue.put_items_async(fresh)
-                logger.info("sagerun: %d points an earlier process of this job left in its checkpoint folder are "
-                            "sent with run %s", len(fresh), record.trial_component_name)
-            for name, _, step, _ in fresh:
-                if step is not None:
-                    highest[name] = max(highest.get(name, -1), step)
     except Exception as exc:
+        known, highest = False, {}
         logger.warning("sagerun: run %s could not learn which steps it has already (%s): every point logged is "
                        "kept, steps logged again included", record.trial_component_name, exc)
-        return
-    if mode == "skip" and highest:
+    try:
+        left = await _left_behind(backend, record.trial_component_name) if owner else []
+    except Exception as exc:
+        left = []
+        logger.warning("sagerun: what an earlier process of this job left in its checkpoint folder could not be "
+                       "read (%s); `sagerun sync --from` sends it later", exc)
+    fresh: list[Item] = [(r["name"], float(r["value"]), r["step"], float(r["timestamp"])) for r in left
+                         if _not_held(r, highest)]
+    if fresh:
+        await queue.put_items_async(fresh)
+        logger.info("sagerun: %d points an earlier process of this job left in its checkpoint folder are sent with "
+                    "run %s", len(fresh), record.trial_component_name)
+    for name, _, step, _ in fresh:
+        if step is not None:
+            highest[name] = max(highest.get(name, -1), step)
+    if mode == "skip" and known and highest:
         intake.skip_through(highest)
+
+
+def _not_held(row: dict[str, Any], highest: dict[str, int]) -> bool:
+    """Whether the run lacks a left-behind point: one past the metric's highest step; one without a
+    step, which cannot be told apart from those the run has, only for a metric the run lacks."""
+    name = str(row["name"])
+    if row["step"] is None:
+        return name not in highest
+    return bool(row["step"] > highest.get(name, -1))
 
 
 async def _left_behind(backend: Backend, trial_component_name: str) -> list[dict[str, Any]]:

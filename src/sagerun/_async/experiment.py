@@ -20,6 +20,7 @@ from ..backends import backend_name, make_backend
 from .._model.records import RunRecord
 from .._model.tags import as_dict, check_tags, listed
 from . import _jobs
+from ._resume import Resume
 from .run import Run, current_run
 
 logger = logging.getLogger("sagerun")
@@ -34,7 +35,7 @@ _DELETE_CONFIRMATION = "--force"
 async def load_run(run_name: str | None = None, experiment_name: str | None = None,
                    session: Session | None = None, *, dead_letter: DeadLetter | None = None,
                    artifact_bucket: str | None = None, artifact_prefix: str | None = None,
-                   owner: bool | None = None) -> Run:
+                   owner: bool | None = None, resume: Resume = "skip") -> Run:
     """The run to log to, found as the SageMaker SDK finds it; enter it with ``async with``.
 
     With ``run_name`` and ``experiment_name``, that run (created if missing, as ``Run`` does);
@@ -64,6 +65,8 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             ``Run``). ``None``: inside a SageMaker job, only global rank 0 of the lead host
             (``algo-1``, the first of ``SM_HOSTS`` or of ``resourceconfig.json``'s hosts), so that
             every host and rank can log to one run and the lead alone ends it; elsewhere, yes.
+        resume: what a step the run has already becomes when logged again (see ``Run``):
+            ``"skip"``, or ``"rewind"``.
 
     Raises:
         ValueError: only one of ``run_name`` and ``experiment_name`` was given, or a bad name.
@@ -85,7 +88,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             logger.warning("sagerun: load_run(run_name=%r, experiment_name=%r) loads that run; the explicit names "
                            "win over %s", run_name, experiment_name, overridden)
         return Run(experiment_name, run_name, session=session, dead_letter=dead_letter,
-                   artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
+                   artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner, resume=resume)
     current = current_run.get()
     if current is not None:
         return _handed_out(current)
@@ -97,7 +100,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
             async with make_backend(session) as backend:
                 experiment_name, run_name = await backend.run_names(mlflow_run)
             return Run(experiment_name, run_name, session=session, dead_letter=dead_letter,
-                       artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
+                       artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner, resume=resume)
         if mlflow_experiment:
             # In a SageMaker job the run is named after the job, so that a restarted job resumes it.
             try:
@@ -106,7 +109,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
                 job = None
             return Run(mlflow_experiment, job.name[:MAX_NAME_LENGTH] if job else None, session=session,
                        dead_letter=dead_letter, artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix,
-                       owner=owner)
+                       owner=owner, resume=resume)
     job = detect_job()
     if job is None:
         raise RuntimeError(
@@ -121,7 +124,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
         tuning = await backend.describe_job("tuning", tuning_job) if tuning_job else None
     shape = _jobs.run_of(job, described, tuning)
     run = Run(shape.experiment, shape.run, tags=shape.tags, session=session, dead_letter=dead_letter,
-              artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner)
+              artifact_bucket=artifact_bucket, artifact_prefix=artifact_prefix, owner=owner, resume=resume)
     if shape.run_group:
         run._record.trial_name = shape.run_group
     run.log_parameters(shape.parameters)

@@ -115,6 +115,7 @@ class Run:
         self._terminated = False  # SIGTERM cancelled the task that opened the run
         self._artifacts = RunArtifacts(artifact_bucket, artifact_prefix)
         self._owner = bool(owner)
+        self._told_not_owner = False
         self._resume = resume
 
     # -- identity ---------------------------------------------------------------------------------
@@ -256,6 +257,7 @@ class Run:
                 float; or, for the MLflow backend, the parameter has another value already.
         """
         checked = check_parameter(name, value)
+        self._say_not_saved()
         if isinstance(checked, float) and checked - checked != 0.0:
             logger.warning("sagerun: parameter %r was not logged: its value %r cannot be stored", name, value)
             return
@@ -264,6 +266,13 @@ class Run:
             raise ValueError(f"parameter {name!r} has the value {before!r} already, and MLflow keeps the first "
                              f"value of a parameter: log {checked!r} under another name, or as a metric or a tag")
         self._record.parameters[name] = checked
+
+    def _say_not_saved(self) -> None:
+        """Once: a process that does not own the run keeps its parameters, tags and files to itself."""
+        if not self._owner and not self._told_not_owner:
+            self._told_not_owner = True
+            logger.warning("sagerun: %r is open with owner=False (not rank 0 of the lead host): its parameters, tags "
+                           "and artifacts are saved by the process that owns the run, not by this one", self)
 
     def _parameters_are_final(self) -> bool:
         if self._backend is not None:
@@ -306,6 +315,7 @@ class Run:
                 on every backend).
         """
         key, text = check_tag(key, value)
+        self._say_not_saved()
         self._record.tags = merged(self._record.tags, [{"Key": key, "Value": text}])
 
     def set_tags(self, tags: Mapping[str, str | int | float | bool]) -> None:
@@ -315,6 +325,7 @@ class Run:
             TypeError, ValueError: as ``set_tag``, naming the offending tag.
         """
         self._record.tags = merged(self._record.tags, check_tags(tags))
+        self._say_not_saved()
 
     def child_run(self, run_name: str | None = None, *, run_display_name: str | None = None,
                   tags: Mapping[str, str] | list[dict[str, str]] | None = None) -> Run:
@@ -437,6 +448,7 @@ class Run:
 
     def _artifact_parts(self, call: str) -> RunParts:
         self._life.require_open(call)
+        self._say_not_saved()
         assert self._backend is not None
         return RunParts(self._record, self._backend, self.session, self._stack)
 

@@ -113,6 +113,8 @@ def launch_id(environ: Mapping[str, str] | None = None) -> str | None:
 
 RESOURCE_CONFIG = "/opt/ml/input/config/resourceconfig.json"
 """Where SageMaker describes a training job's hosts (``current_host``, ``hosts``) in every container."""
+PROCESSING_RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
+"""The same for a processing job's instances."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +136,8 @@ class Hosts:
 
 def job_hosts(environ: Mapping[str, str] | None = None, resource_config: str | None = None) -> Hosts:
     """This job's hosts: ``SM_CURRENT_HOST`` and ``SM_HOSTS`` (the training toolkit's), else the
-    job's ``resourceconfig.json`` (``SAGERUN_RESOURCE_CONFIG`` names another file); none outside a job."""
+    job's ``resourceconfig.json`` (a training job's, else a processing job's;
+    ``SAGERUN_RESOURCE_CONFIG`` names another file); none outside a job."""
     env = os.environ if environ is None else environ
     current, listed = env.get("SM_CURRENT_HOST"), env.get("SM_HOSTS")
     if current and listed:
@@ -144,12 +147,17 @@ def job_hosts(environ: Mapping[str, str] | None = None, resource_config: str | N
             hosts = None
         if isinstance(hosts, list) and all(isinstance(h, str) for h in hosts):
             return Hosts(current, tuple(hosts))
-    path = resource_config or env.get("SAGERUN_RESOURCE_CONFIG") or RESOURCE_CONFIG
-    try:
-        with open(path, encoding="utf-8") as file:
-            config = json.load(file)
-    except (OSError, ValueError):
-        return Hosts(current or None, ())
+    paths = [resource_config or env.get("SAGERUN_RESOURCE_CONFIG") or RESOURCE_CONFIG]
+    if resource_config is None and not env.get("SAGERUN_RESOURCE_CONFIG"):
+        paths.append(PROCESSING_RESOURCE_CONFIG)
+    config = None
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as file:
+                config = json.load(file)
+            break
+        except (OSError, ValueError):
+            continue
     hosts = config.get("hosts") if isinstance(config, dict) else None
     if not isinstance(hosts, list):
         return Hosts(current or None, ())

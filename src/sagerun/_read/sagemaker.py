@@ -31,7 +31,8 @@ from .rows import History, MetricStats, RunRow
 CACHE_SECONDS = 10.0
 #: queries one BatchGetMetrics request may carry
 QUERIES_PER_REQUEST = 100
-_PERMISSIONS = "sagemaker:ListExperiments, sagemaker:Search, sagemaker:DescribeTrialComponent, sagemaker:BatchGetMetrics"
+_PERMISSIONS = ("sagemaker:ListExperiments, sagemaker:Search, sagemaker:DescribeTrialComponent, "
+                "sagemaker:BatchGetMetrics")
 
 
 class SageMakerReader:

@@ -10,6 +10,7 @@ from typing import Mapping
 
 from . import _portal, _twins
 from .._async import experiment as _async_experiment
+from .._async._resume import Resume
 from .._async.experiment import SortBy, SortOrder
 from .._model.answers import DeadLetter
 from .._model.session import Session
@@ -27,6 +28,7 @@ def load_run(
     artifact_bucket: str | None = None,
     artifact_prefix: str | None = None,
     owner: bool | None = None,
+    resume: Resume = "skip",
 ) -> Run:
     """The run to log to, found as the SageMaker SDK finds it; enter it with ``with``.
 
@@ -57,6 +59,8 @@ def load_run(
             ``Run``). ``None``: inside a SageMaker job, only global rank 0 of the lead host
             (``algo-1``, the first of ``SM_HOSTS`` or of ``resourceconfig.json``'s hosts), so that
             every host and rank can log to one run and the lead alone ends it; elsewhere, yes.
+        resume: what a step the run has already becomes when logged again (see ``Run``):
+            ``"skip"``, or ``"rewind"``.
 
     Raises:
         ValueError: only one of ``run_name`` and ``experiment_name`` was given, or a bad name.
@@ -73,6 +77,7 @@ def load_run(
         artifact_bucket=artifact_bucket,
         artifact_prefix=artifact_prefix,
         owner=owner,
+        resume=resume,
     )
     return _twins.to_sync(result)
 

@@ -73,7 +73,8 @@ class LocalBackend(Backend):
         try:
             await self._thread(records.add_tags, self._connection(), self._run_id(record.trial_component_name), tags)
         except sqlite3.Error as exc:
-            raise BackendError(f"could not tag run {record.trial_component_name!r} in {self.store_path}: {exc}") from exc
+            raise BackendError(f"could not tag run {record.trial_component_name!r} in {self.store_path}: "
+                               f"{exc}") from exc
 
     async def delivered_steps(self, record: RunRecord) -> dict[str, int]:
         from ..store.search import highest_steps

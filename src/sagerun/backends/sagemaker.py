@@ -271,7 +271,7 @@ class SageMakerBackend(Backend):
             {"Name": "Parents.TrialName", "Operator": "Equals", "Value": run_group_name(experiment_name)},
             {"Name": f"Tags.{RUN_TAG['Key']}", "Operator": "Equals", "Value": RUN_TAG["Value"]},
         ]
-        groups = await self.run_groups(experiment_name)
+
         # The API compares timestamps given as text without a zone: widen by a day, filter exactly below.
         if after is not None:
             filters.append({"Name": "CreationTime", "Operator": "GreaterThanOrEqualTo",
@@ -285,6 +285,7 @@ class SageMakerBackend(Backend):
         }
         found: list[tuple[datetime.datetime, str, RunRecord]] = []
         try:
+            groups = await self.run_groups(experiment_name)
             for group in groups:
                 filters[0]["Value"] = group
                 token = None
@@ -302,7 +303,7 @@ class SageMakerBackend(Backend):
                         break
         except (botocore.exceptions.ClientError, TransportError) as exc:
             raise BackendError(f"could not list the runs of experiment {experiment_name!r}: {exc}. Check the "
-                               "IAM permission sagemaker:Search") from exc
+                               "IAM permissions sagemaker:ListTrials and sagemaker:Search") from exc
         # Sorted again here: not every implementation of Search sorts (moto ignores SortBy).
         by_name = sort_by == "Name"
         found.sort(key=lambda item: item[1] if by_name else item[0], reverse=sort_order == "Descending")

@@ -1,4 +1,4 @@
-"""Integrations · what the two boosting libraries share: their resolved parameters and feature importance as a table."""
+"""Integrations · what the two boosting libraries share: resolved parameters, feature importance as a table."""
 
 from __future__ import annotations
 

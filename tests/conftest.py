@@ -109,3 +109,41 @@ def sigv4_proxy(mlflow_server: MlflowServer) -> Iterator[SigV4Proxy]:
     with SigV4Proxy(mlflow_server.url, _FAKE_ENV["AWS_ACCESS_KEY_ID"], _FAKE_ENV["AWS_SECRET_ACCESS_KEY"],
                     region=_FAKE_ENV["AWS_DEFAULT_REGION"], token=_FAKE_ENV["AWS_SESSION_TOKEN"]) as proxy:
         yield proxy
+
+
+# -- the tree a test run leaves ---------------------------------------------------------------------
+
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _porcelain() -> set[str] | None:
+    """``git status --porcelain`` of the checkout, or ``None`` outside a git checkout."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=_CHECKOUT,
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(done.stdout.splitlines()) if done.returncode == 0 else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_BEFORE] = _porcelain()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test run must leave the checkout as it found it: every store, server database and result
+    file goes to a temporary folder (git ignores caches and venvs)."""
+    before = session.config.stash.get(_BEFORE, None)
+    after = _porcelain()
+    if before is None or after is None:
+        return
+    left = sorted(after - before)
+    if left:
+        session.config.get_terminal_writer().line(
+            "the tests left files in the checkout (give them a temporary folder): " + ", ".join(left), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_BEFORE = pytest.StashKey[set[str] | None]()

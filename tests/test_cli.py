@@ -159,4 +159,5 @@ def test_a_missing_store_says_what_to_do(tmp_path: Path) -> None:
                                "run `sagerun demo` or log a run first\n")
     assert not (tmp_path / "sagerun").exists()
     assert run_cli("compare", "x", "--store", str(tmp_path), status=2).stderr.endswith(
-        "Error: compare needs at least two runs, e.g. `sagerun compare RUN_A RUN_B`\n")
+        "Error: compare needs at least two runs, e.g. `sagerun compare RUN_A RUN_B` or "
+        "`sagerun compare --experiment EXPERIMENT`\n")

@@ -170,6 +170,18 @@ def test_compare_and_export_read_any_backend(backend, request, metrics_fake, mon
     runs = orjson.loads(compared.stdout)["runs"]
     assert [r["parameters"]["lr"] for r in runs] == [0.1, 0.001]
     assert [r["metrics"]["loss"] for r in runs] == pytest.approx([LOSS["a"][-1], LOSS["c"][-1]])
+    whole = runner.invoke(cli, ["compare", "--source", backend.backend, "--experiment", experiment, "--json"],
+                          catch_exceptions=False)
+    assert sorted(r["run"] for r in orjson.loads(whole.stdout)["runs"]) == ["a", "b", "broken", "c"]
+    listed = runner.invoke(cli, ["runs", "--source", backend.backend, experiment, "--json"], catch_exceptions=False)
+    assert listed.exit_code == 0, listed.output
+    assert sorted(r["run"] for r in orjson.loads(listed.stdout)) == ["a", "b", "broken", "c"]
+    shown = runner.invoke(cli, ["show", "--source", backend.backend, f"{experiment}/c", "--json"],
+                          catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    shown_run = orjson.loads(shown.stdout)
+    assert shown_run["parameters"]["lr"] == 0.001 and shown_run["tags"]["kind"] == "sweep"
+    assert [m["name"] for m in shown_run["metrics"]] == ["loss"]
     exported = runner.invoke(cli, ["export", "--source", backend.backend, f"{experiment}/b", "--json"],
                              catch_exceptions=False)
     assert exported.exit_code == 0, exported.output

@@ -74,10 +74,14 @@ def demo(store: str | None, as_json: bool, epochs: int, seed: int) -> None:
 
 @cli.command(short_help="List the runs of the local store.")
 @store_options
+@source_option
 @click.argument("experiment", required=False)
 @click.option("--tree", is_flag=True, help="Child runs under their parents (with --json: each with its depth).")
-def runs(store: str | None, as_json: bool, experiment: str | None, tree: bool) -> None:
+def runs(store: str | None, as_json: bool, source: str, experiment: str | None, tree: bool) -> None:
     """List the runs of the local store, or of EXPERIMENT, newest first (as list_runs does)."""
+    if source != "local":
+        _runs_read(store, as_json, source, experiment)
+        return
     with open_store(store) as conn:
         found = queries.list_runs(conn, experiment)[::-1]
     listed = queries.as_tree(found) if tree else [(0, run) for run in found]
@@ -95,11 +99,29 @@ def runs(store: str | None, as_json: bool, experiment: str | None, tree: bool) -
     make_console().print(table)
 
 
+def _runs_read(store: str | None, as_json: bool, source: str, experiment: str | None) -> None:
+    """``runs --source``: the runs of SageMaker or an MLflow server."""
+    rows = remote.experiment_rows(store, source, experiment)
+    if as_json:
+        echo_json([remote.listed(row) for row in rows])
+        return
+    table = make_table("Experiment", "Run", "Status", "Started", "Duration", "Metrics")
+    for row in rows:
+        start, end = row.start_time, row.end_time
+        table.add_row(row.experiment, row.run, row.status or "-", local_time(start.timestamp() if start else None),
+                      duration((end - start).total_seconds() if start and end else None), str(len(row.metrics)))
+    make_console().print(table if rows else f"no runs in {source}")
+
+
 @cli.command(short_help="A run's parameters, and last/min/max/count of each metric.")
 @store_options
+@source_option
 @click.argument("run")
-def show(store: str | None, as_json: bool, run: str) -> None:
+def show(store: str | None, as_json: bool, source: str, run: str) -> None:
     """Show RUN (a run name or EXPERIMENT/RUN): its parameters and, per metric, last, min, max and count."""
+    if source != "local":
+        _show_read(store, as_json, source, run)
+        return
     with open_store(store) as conn:
         info = queries.find_run(conn, run)
         record = load_run(conn, info.id)
@@ -144,6 +166,28 @@ def show(store: str | None, as_json: bool, run: str) -> None:
             console.print(table)
     for version in registered:
         console.print(f"registered {version.id} ({version.approval_status})", markup=False)
+
+
+def _show_read(store: str | None, as_json: bool, source: str, ref: str) -> None:
+    """``show --source``: a run of SageMaker or an MLflow server, as its backend summarises it."""
+    (row,) = remote.rows(store, source, (ref,))
+    metrics = [{"name": name, "last": m.last, "min": m.min, "max": m.max, "avg": m.avg, "count": m.count}
+               for name, m in row.metrics.items()]
+    if as_json:
+        echo_json({**remote.listed(row), "parameters": row.parameters, "metrics": metrics})
+        return
+    console = make_console()
+    console.print(f"[bold]{row.ref}[/bold]  {row.status or '-'}  ({source})", markup=True)
+    if row.tags:
+        console.print("tags: " + ", ".join(f"{k}={v}" for k, v in row.tags.items()), markup=False)
+    parameters = make_table("Parameter", "Value", title="Parameters")
+    for name, value in row.parameters.items():
+        parameters.add_row(name, number(value))
+    table = make_table("Metric", "Last", "Min", "Max", "Count", title="Metrics")
+    for m in metrics:
+        table.add_row(m["name"], number(m["last"]), number(m["min"]), number(m["max"]), number(m["count"]))
+    console.print(parameters if row.parameters else "no parameters")
+    console.print(table if metrics else "no metrics")
 
 
 @cli.command(short_help="The first rows of a table a run logged.")
@@ -192,11 +236,15 @@ def chart(store: str | None, as_json: bool, run: str, name: str, out: str, width
 @cli.command(short_help="Parameters and final metric values of runs, side by side.")
 @store_options
 @source_option
-@click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
-def compare(store: str | None, as_json: bool, source: str, run_refs: tuple[str, ...]) -> None:
+@click.option("--experiment", default=None, help="Compare every run of this experiment (a tuning job's trials).")
+@click.argument("run_refs", metavar="RUN RUN...", nargs=-1)
+def compare(store: str | None, as_json: bool, source: str, experiment: str | None, run_refs: tuple[str, ...]) -> None:
     """Compare runs side by side: their parameters and the last value of each metric."""
+    if experiment is not None:
+        run_refs += tuple(row.ref for row in remote.experiment_rows(store, source, experiment))
     if len(run_refs) < 2:
-        raise click.UsageError("compare needs at least two runs, e.g. `sagerun compare RUN_A RUN_B`")
+        raise click.UsageError("compare needs at least two runs, e.g. `sagerun compare RUN_A RUN_B` or "
+                               "`sagerun compare --experiment EXPERIMENT`")
     if source == "local":  # the local store also finds a run by its name alone
         with open_store(store) as conn:
             run_refs = tuple(queries.find_run(conn, ref).ref for ref in run_refs)

@@ -68,3 +68,22 @@ def histories(store: str | None, source: str, row: RunRow) -> dict[str, History]
             return await reader.histories([row], None)  # type: ignore[no-any-return]
 
     return {name: history for (_, name), history in sorted(anyio.run(read).items())}
+
+
+def experiment_rows(store: str | None, source: str, experiment: str | None) -> list[RunRow]:
+    """The runs of ``experiment`` (of every experiment when ``None``), newest first, children included."""
+    async def read() -> list[RunRow]:
+        query = queries.check(experiment, include_children=True)
+        async with readers.open_reader(session_for(store), source) as reader:
+            return await readers.search(reader, query)
+
+    return anyio.run(read)
+
+
+def listed(row: RunRow) -> dict[str, Any]:
+    """What ``runs --json`` and ``show --json`` say of a run read through the read layer."""
+    return {"experiment": row.experiment, "run": row.run, "trial_component_name": row.trial_component_name,
+            "status": row.status, "status_message": row.status_message,
+            "start_time": row.start_time.isoformat() if row.start_time else None,
+            "end_time": row.end_time.isoformat() if row.end_time else None, "metric_count": len(row.metrics),
+            "parent": row.parent, "tags": row.tags}

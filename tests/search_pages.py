@@ -12,7 +12,6 @@ answers that call with ``f(moto's answer)``: a training job of a tuning job, say
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 
@@ -39,19 +38,10 @@ class SearchPages(ThreadedServer):
         self._lock = threading.Lock()
 
     async def serve(self, started: Callable[[str], object] = lambda url: None) -> None:
-        self._loop, self._stopped = asyncio.get_running_loop(), asyncio.Event()
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await runner.setup()
         async with aiohttp.ClientSession(trust_env=False, auto_decompress=False) as self._session:
-            try:
-                await web.TCPSite(runner, "127.0.0.1", 0).start()
-                self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-                started(self.url)
-                await self._stopped.wait()
-            finally:
-                await runner.cleanup()
+            await self.serve_app(app, started)
 
     async def _forward(self, request: web.Request, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}

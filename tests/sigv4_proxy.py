@@ -20,7 +20,6 @@ How the signature is recomputed, and why:
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import hmac
@@ -87,21 +86,12 @@ class SigV4Proxy(ThreadedServer):
             return list(self._refusals)
 
     async def serve(self, started: Callable[[str], object] = lambda url: None) -> None:
-        self._loop, self._stopped = asyncio.get_running_loop(), asyncio.Event()
         app = web.Application(client_max_size=1024**3)  # artifacts go through here too
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await runner.setup()
         # No proxy variables, no cookies: every call goes to the upstream as it came.
         async with aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
                                          auto_decompress=False) as self._session:
-            try:
-                await web.TCPSite(runner, "127.0.0.1", 0).start()
-                self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-                started(self.url)
-                await self._stopped.wait()
-            finally:
-                await runner.cleanup()
+            await self.serve_app(app, started)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()

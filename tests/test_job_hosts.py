@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from test_load_run import ROLE, experiment_config, seed_run, training_job  # noqa: F401
+from test_load_run import experiment_config, seed_run, training_job
 
 SCRIPT = textwrap.dedent("""
     import os, sys, numpy as np, sagerun, sagerun.sync

@@ -55,5 +55,20 @@ class ThreadedServer:
 
     async def serve(self, started: Callable[[str], object] = lambda url: None) -> None:
         """Serve on the running loop until ``stop()``: set ``self._loop`` and ``self._stopped``
-        first, set ``self.url`` and call ``started(url)`` once listening."""
+        first, set ``self.url`` and call ``started(url)`` once listening (``serve_app`` does)."""
         raise NotImplementedError
+
+    async def serve_app(self, app: Any, started: Callable[[str], object]) -> None:
+        """Serve the aiohttp ``app`` on 127.0.0.1, a free port, until ``stop()``."""
+        from aiohttp import web
+
+        self._loop, self._stopped = asyncio.get_running_loop(), asyncio.Event()
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            started(self.url)
+            await self._stopped.wait()
+        finally:
+            await runner.cleanup()

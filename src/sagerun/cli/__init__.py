@@ -22,7 +22,7 @@ from .._model.session import Session
 from .._model.tags import as_dict
 from ..store import queries
 from ..store.models import list_models
-from ..store.records import load_parameters, load_run
+from ..store.records import load_run
 from .common import (Group, duration, echo_json, local_time, make_console, make_table, number, open_store,
                      store_options, store_path)
 from . import remote

@@ -5,7 +5,7 @@ answers moto cannot give, patched in (``patches``: a call's answer, changed by a
 to moto as it came, but a ``SageMaker.Search`` is answered a page of ``MaxResults`` at a time
 (``NextToken`` the offset of the next page, as an opaque string), and every ``throttle_every``-th
 Search is answered ``ThrottlingException`` (HTTP 400, SageMaker's JSON error shape) before moto
-sees it. ``searches`` and ``throttled`` count what arrived. ``patches={"DescribeTrainingJob": f}``
+sees it. ``searches`` and ``throttled`` count what arrived, and ``calls`` keeps the other calls. ``patches={"DescribeTrainingJob": f}``
 answers that call with ``f(moto's answer)``: a training job of a tuning job, say, whose
 ``TuningJobArn`` moto has no way to set.
 """
@@ -33,6 +33,8 @@ class SearchPages(ThreadedServer):
         self.upstream = upstream
         self.throttle_every = throttle_every
         self.patches = patches or {}
+        self.calls: list[tuple[str, dict]] = []
+        """every call but Search, as ``(operation, request body)``"""
         self.searches = 0
         self.throttled = 0
         self._lock = threading.Lock()
@@ -54,6 +56,8 @@ class SearchPages(ThreadedServer):
         body = await request.read()
         target = request.headers.get("X-Amz-Target", "")
         if target != SEARCH:
+            with self._lock:
+                self.calls.append((target.partition(".")[2], orjson.loads(body) if body else {}))
             status, payload, headers = await self._forward(request, body)
             patch = self.patches.get(target.partition(".")[2])
             if patch is not None and status == 200:

@@ -4,6 +4,8 @@ all), read back as a user would: DescribeTrialComponent, ``list_runs`` and ``sea
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import sagerun.sync
@@ -26,8 +28,12 @@ def test_a_pipeline_step_gets_a_run_named_after_its_job_in_the_execution(session
     arn = training_job(sagemaker, "pipelines-7f3a-Train-AbC", {"ExperimentName": "churn-pipeline",
                                                                 "TrialName": "execution-7f3a"})
     monkeypatch.setenv("TRAINING_JOB_ARN", arn)
-    with sagerun.sync.load_run(session=session) as run:
-        run.log_parameter("depth", 4)
+    with SearchPages(session.endpoint_url) as proxy:  # what was asked of SageMaker, moto answering
+        with sagerun.sync.load_run(session=dataclasses.replace(session, sagemaker_endpoint_url=proxy.url)) as run:
+            run.log_parameter("depth", 4)
+    (link,) = [body for call, body in proxy.calls if call == "AddAssociation"]
+    assert link["SourceArn"].endswith(":experiment-trial-component/pipelines-7f3a-train-abc-aws-training-job")
+    assert link["DestinationArn"].endswith(":experiment-trial-component/churn-pipeline-pipelines-7f3a-train-abc")
     with sagerun.sync.load_run(session=session) as again:  # the same job again: the same run
         again.log_parameter("trees", 100)
     assert run.run_name == again.run_name == "pipelines-7f3a-train-abc"

@@ -26,7 +26,7 @@ from .._model.session import Session
 from .._model.tags import check_tag, check_tags, merged
 from ..backends import backend_name, make_backend
 from ..backends.base import Backend
-from . import _container, _fork, _record, _resume, _signals
+from . import _container, _fork, _jobs, _record, _resume, _signals
 from ._resume import RESUME_MODES, Resume
 from ._lifecycle import Lifecycle
 from ._marks import caller_thread
@@ -177,6 +177,9 @@ class Run:
             backend = await stack.enter_async_context(make_backend(self.session))
             record = await _record.open_record(backend, self._record, self._owner)
             self._record, self._backend = record, backend
+            job_arn = self.tags.get(_jobs.JOB_TAG)
+            if job_arn and self._owner:  # a job's run (load_run): its job's own trial component, in lineage
+                await backend.link_job(record, job_arn)
             if self._owner:
                 stack.push_async_callback(self._save_final)
             else:

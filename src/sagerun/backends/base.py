@@ -73,6 +73,11 @@ class Backend(abc.ABC):
     # -- finding runs and experiments again (load_run, list_runs, Experiment) -----------------------
     # Defaults raise, so that a backend without them still imports and runs.
 
+    async def link_job(self, record: RunRecord, job_arn: str) -> None:
+        """Link the trial component SageMaker made for the job of ``job_arn`` to the run, where the
+        backend keeps lineage; best effort, never raising. Nothing elsewhere."""
+        return None
+
     async def add_tags(self, record: RunRecord, tags: dict[str, str]) -> None:
         """Set ``tags`` on the opened run of ``record`` and nothing else: what a process that does
         not own the run (``Run(owner=False)``) may write.

@@ -227,6 +227,24 @@ class SageMakerBackend(Backend):
         "tuning": ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
     }
 
+    async def link_job(self, record: RunRecord, job_arn: str) -> None:
+        """Best effort, never raising: the trial component SageMaker made for the job of ``job_arn``
+        (``<job>-aws-training-job``) ``ContributedTo`` the run, in lineage, so that Studio shows it
+        as the run's job. Only throttling is retried, briefly: an API that answers 500 (moto, a
+        region without it) costs one request."""
+        arn, _ = self._tagged.get(record.trial_component_name, ("", {}))
+        kind, _, name = job_arn.rpartition(":")[2].partition("/")
+        source = job_arn.replace(f":{kind}/{name}", f":experiment-trial-component/{name.lower()}-aws-{kind}")
+        if not arn or not name:
+            return
+        try:
+            await call_with_retries(self.session, self._sagemaker.add_association, transient_only_if_throttled=True,
+                                    deadline=2.0, SourceArn=source, DestinationArn=arn,
+                                    AssociationType="ContributedTo")
+        except Exception as exc:
+            logger.info("sagerun: the job's trial component %s was not linked to run %s in lineage: %s", source,
+                        record.trial_component_name, exc)
+
     async def add_tags(self, record: RunRecord, tags: dict[str, str]) -> None:
         arn, sent = self._tagged.get(record.trial_component_name, ("", {}))
         try:

@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import logging
 import os
-import sys
 import tempfile
 import time
 from typing import Any, Callable, Literal, Mapping, TypedDict, TypeVar
 
 from .._async.run import Run as AsyncRun, current_run
 from .._model.checks import check_metric_name
-from .._model.environment import RUN_NAME, detect_job, job_hosts, launch_id, names_from_env, process_rank
-from .._model.naming import MAX_NAME_LENGTH, check_name, generate_run_name
+from .._model.environment import detect_job, job_hosts, names_from_env, process_rank
+from .._model.naming import MAX_NAME_LENGTH, check_name
 from .._model.registry import check_group
 from .._model.session import Session
 from .._model.tags import as_dict, check_tags
@@ -45,6 +43,7 @@ from .._sync import _portal, _twins
 from .._sync.experiment import load_run
 from .._sync.run import Run
 from . import _values
+from ._names import exported, in_job, shared_name
 
 logger = logging.getLogger("sagerun")
 T = TypeVar("T")
@@ -137,7 +136,7 @@ class Tracker:
             raise ValueError(f"log_checkpoints: the {framework} integration is not told when a checkpoint is saved; "
                              "store one with run.log_file(path) where you save it")
         env_experiment, env_run = names_from_env()
-        if env_run is not None and env_run in _exported:  # named by another core of this process
+        if env_run is not None and env_run in exported:  # named by another core of this process
             env_run = None
         experiment, name = experiment_name or env_experiment, run_name or env_run
         for argument, value in (("experiment_name", experiment), ("run_name", name)):
@@ -155,8 +154,8 @@ class Tracker:
         self._given: Run | None = _twins.to_sync(run) if run is not None else None
         if self._given is not None:
             experiment, name = self._given.experiment_name, self._given.run_name
-        elif name is None and self.per_rank and not _in_job():
-            name = _shared_name(framework)
+        elif name is None and self.per_rank and not in_job():
+            name = shared_name(framework)
         self._names = (experiment, name)
         self._run: Run | None = self._given
         self._owned = False
@@ -381,37 +380,3 @@ class Tracker:
             logger.warning("sagerun: the %s integration failed in %s, and the training goes on (said once for "
                            "this kind of error): %s: %s", self.framework, where.strip("_"), type(exc).__name__, exc,
                            exc_info=exc)
-
-
-
-_exported: set[str] = set()
-"""Run names this process put in ``SAGERUN_RUN_NAME`` for the processes it starts (not for itself)."""
-
-
-def _shared_name(framework: str) -> str:
-    """The run every rank of one launch opens: named after what they share, or (when the other
-    ranks are started from this process, as Lightning's DDP starts them) generated here and handed
-    to them in ``SAGERUN_RUN_NAME``."""
-    shared = launch_id()
-    if shared is not None:
-        return f"{framework}-{hashlib.sha256(shared.encode()).hexdigest()[:12]}"
-    name = generate_run_name()
-    os.environ[RUN_NAME] = name
-    _exported.add(name)
-    return name
-
-
-def _in_job() -> bool:
-    try:
-        return detect_job() is not None
-    except RuntimeError:  # a processing job's configuration that cannot be read: still a job
-        return True
-
-
-def unfinished(framework: str) -> BaseException:
-    """What ended a training that began again before it reached its end (it raised): the last
-    uncaught exception where an interactive shell keeps it, else a description."""
-    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    if isinstance(last, BaseException):
-        return last
-    return RuntimeError(f"the {framework} training ended without reaching its end (it raised)")

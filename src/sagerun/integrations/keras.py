@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from ._core import RunOptions, Tracked, Tracker, unfinished
+from ._core import RunOptions, Tracked, Tracker
+from ._names import unfinished
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ._core import RunOptions, Tracked, Tracker, unfinished
+from ._core import RunOptions, Tracked, Tracker
+from ._names import unfinished
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import xgboost
 
 from ._boosting import importance_rows, training_parameters
-from ._core import RunOptions, Tracked, Tracker, unfinished
+from ._core import RunOptions, Tracked, Tracker
+from ._names import unfinished
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

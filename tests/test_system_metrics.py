@@ -89,6 +89,18 @@ def test_system_metrics_of_an_inline_run_in_the_local_store(tmp_path):
     assert "system/cpu_utilization_percentage" in shown.stdout
 
 
+def test_only_local_rank_zero_of_a_host_samples_it(tmp_path, monkeypatch):
+    session = sagerun.Session(backend="local", store=str(tmp_path), system_metrics=True, system_metrics_interval=0.2)
+    for rank in ("1", "0"):
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        with sagerun.sync.Run("sys", f"local-rank-{rank}", session=session) as run:
+            run.log_metric("loss", 0.5, step=0)
+            busy(0.6)
+    rows = {row["run"]: row for row in sagerun.sync.search_runs("sys", session=session, as_frame=False)}
+    assert [key for key in rows["local-rank-1"] if key.startswith("metric.system/")] == []
+    assert any(key.startswith("metric.system/") for key in rows["local-rank-0"])
+
+
 def test_nothing_is_sampled_unless_asked(session, metrics_fake):
     with sagerun.sync.Run("sys", "quiet", session=dataclasses.replace(session, system_metrics_interval=0.2)):
         busy(0.6)

@@ -11,6 +11,7 @@ import os
 from typing import Sequence, Union
 
 from .._model.answers import DeadLetter
+from .._model.environment import local_rank
 from .._model.points import Point
 from .._model.session import Session
 from ..backends.base import Backend
@@ -41,6 +42,10 @@ async def start_engine(stack: contextlib.AsyncExitStack, queue: PointQueue, back
     A sender process sends them where the session asks for one and it can work: not in durable mode
     (it journals from this process), not for a backend that only this process can reach.
     """
+    if session.system_metrics and local_rank() > 0:
+        # One sampler a host: the machine is the same for every rank on it.
+        logger.info("sagerun: system metrics are sampled by local rank 0 of this host, not by this rank")
+        session = dataclasses.replace(session, system_metrics=False)
     kept_in = None
     if dead_letter is None:
         dead_letter = spool_dead_letter(session) if backend.remote else log_dead_letters

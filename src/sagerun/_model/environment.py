@@ -84,6 +84,19 @@ def process_rank(environ: Mapping[str, str] | None = None) -> int:
     return 0
 
 
+_LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
+
+
+def local_rank(environ: Mapping[str, str] | None = None) -> int:
+    """This process's rank on its host, as its launcher set it; 0 when none did."""
+    env = os.environ if environ is None else environ
+    for variable in _LOCAL_RANK_VARIABLES:
+        raw = env.get(variable)
+        if raw is not None and raw.strip().isdigit():
+            return int(raw)
+    return 0
+
+
 EXPERIMENT_NAME = "SAGERUN_EXPERIMENT_NAME"
 RUN_NAME = "SAGERUN_RUN_NAME"
 

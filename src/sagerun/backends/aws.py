@@ -122,3 +122,11 @@ def short_error(exc: BaseException) -> str:
     """``exc`` in one line for a log: moto answers the calls it lacks with a whole HTML page."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def not_found(exc: botocore.exceptions.ClientError) -> bool:
+    """Whether a refusal says that what was asked for does not exist."""
+    # SageMaker answers ResourceNotFound; moto a ValidationException that "could not find" it.
+    message = str(exc).lower()
+    return error_code(exc).startswith("ResourceNotFound") or any(
+        words in message for words in ("not found", "does not exist", "could not find"))

@@ -19,12 +19,14 @@ from .._model.points import Point
 from .._model.naming import PARENT_TAG, RUN_TAG
 from .._model.tags import as_dict, as_list
 from .._model.session import Session
-from .aws import as_transport_error, boto_session, call_with_retries, error_code, open_client
+from .aws import as_transport_error, boto_session, call_with_retries, error_code, not_found, open_client
 from .base import Backend
 from .._model.answers import ItemError
 from .._model.records import Artifact, RunRecord
 from .._model.registry import ModelRequest, ModelVersion
 from .._model.sink import MetricsTarget
+from . import sagemaker_listing
+from .sagemaker_listing import merge_described
 from .metrics_http import BATCH_LIMIT, MetricsHTTP
 
 logger = logging.getLogger("sagerun")
@@ -100,14 +102,14 @@ class SageMakerBackend(Backend):
         try:
             await self._call(sm.describe_trial, TrialName=record.trial_name)
         except botocore.exceptions.ClientError as exc:
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
             await self._create_ignoring_exists(sm.create_trial, TrialName=record.trial_name,
                                                ExperimentName=record.experiment_name)
         try:
             described = await self._call(sm.describe_trial_component, TrialComponentName=record.trial_component_name)
         except botocore.exceptions.ClientError as exc:
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
             tags = _tags_of(record)
             kwargs = {"TrialComponentName": record.trial_component_name, "Tags": tags}
@@ -123,7 +125,7 @@ class SageMakerBackend(Backend):
         # A resumed run's tags are not described: its first save adds those it has now.
         self._tagged[record.trial_component_name] = (str(described.get("TrialComponentArn", "")), {})
         await self._associate(record)
-        return _merge_described(record, described)
+        return merge_described(record, described)
 
     async def _create_ignoring_exists(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         try:
@@ -191,7 +193,7 @@ class SageMakerBackend(Backend):
         arn = self._tagged.get(record.trial_component_name, ("", {}))[0]
         try:
             return await sagemaker_registry.register(self._call, self._sagemaker, record, arn, request, model_data,
-                                                     _not_found)
+                                                     not_found)
         except (botocore.exceptions.ClientError, TransportError) as exc:
             raise BackendError(
                 f"could not register model {request.group!r} from run {record.trial_component_name!r}: {exc}. Check "
@@ -267,7 +269,7 @@ class SageMakerBackend(Backend):
         try:
             return dict(await self._call(getattr(self._sagemaker, method), **{argument: name}))
         except botocore.exceptions.ClientError as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 raise BackendError(
                     f"the {kind} job {name!r} was not found in region {self._sagemaker.meta.region_name}: {exc}. "
                     "Check the region and that the job's ARN in the environment is right") from exc
@@ -280,116 +282,24 @@ class SageMakerBackend(Backend):
                         created_before: datetime.datetime | None = None, sort_by: str = "CreationTime",
                         sort_order: str = "Descending", max_results: int | None = None,
                         where: Callable[[RunRecord], bool] | None = None) -> list[RunRecord]:
-        from .._model.naming import run_group_name
-
-        after, before = self._aware(created_after), self._aware(created_before)
-        # Runs are the run groups' trial components that carry the Run tag: one Search a page, with
-        # parameters and status included, instead of a List plus a look-up per trial component.
-        filters: list[dict[str, str]] = [
-            {"Name": "Parents.TrialName", "Operator": "Equals", "Value": run_group_name(experiment_name)},
-            {"Name": f"Tags.{RUN_TAG['Key']}", "Operator": "Equals", "Value": RUN_TAG["Value"]},
-        ]
-
-        # The API compares timestamps given as text without a zone: widen by a day, filter exactly below.
-        if after is not None:
-            filters.append({"Name": "CreationTime", "Operator": "GreaterThanOrEqualTo",
-                            "Value": self._search_time(after - datetime.timedelta(days=1))})
-        if before is not None:
-            filters.append({"Name": "CreationTime", "Operator": "LessThanOrEqualTo",
-                            "Value": self._search_time(before + datetime.timedelta(days=1))})
-        kwargs: dict[str, Any] = {
-            "Resource": "ExperimentTrialComponent", "SearchExpression": {"Filters": filters},
-            "SortBy": "TrialComponentName" if sort_by == "Name" else "CreationTime", "SortOrder": sort_order,
-        }
-        found: list[tuple[datetime.datetime, str, RunRecord]] = []
-        try:
-            groups = await self.run_groups(experiment_name)
-            for group in groups:
-                filters[0]["Value"] = group
-                token = None
-                while True:
-                    page = await self._call(self._sagemaker.search, **kwargs, MaxResults=100,
-                                            **({"NextToken": token} if token else {}))
-                    for result in page.get("Results") or ():
-                        listed = self.listed_run(result.get("TrialComponent") or {}, experiment_name)
-                        if listed is not None and (after is None or listed[0] > after) and (
-                                before is None or listed[0] < before) and (where is None or where(listed[2])):
-                            found.append(listed)
-                    token = page.get("NextToken")
-                    # The API sorts across pages, so the first max_results found are the ones wanted.
-                    if not token or (max_results is not None and len(found) >= max_results and len(groups) == 1):
-                        break
-        except (botocore.exceptions.ClientError, TransportError) as exc:
-            raise BackendError(f"could not list the runs of experiment {experiment_name!r}: {exc}. Check the "
-                               "IAM permissions sagemaker:ListTrials and sagemaker:Search") from exc
-        # Sorted again here: not every implementation of Search sorts (moto ignores SortBy).
-        by_name = sort_by == "Name"
-        found.sort(key=lambda item: item[1] if by_name else item[0], reverse=sort_order == "Descending")
-        records = [record for _, _, record in found]
-        return records if max_results is None else records[:max_results]
+        return await sagemaker_listing.list_runs(self, experiment_name, created_after=created_after,
+                                                 created_before=created_before, sort_by=sort_by,
+                                                 sort_order=sort_order, max_results=max_results, where=where)
 
     async def run_groups(self, experiment_name: str) -> list[str]:
-        """The trials whose trial components may be the experiment's runs: its default run group
-        first, then every other trial of it (a pipeline's executions).
-
-        Raises:
-            botocore.exceptions.ClientError, TransportError: the trials could not be listed.
-        """
-        from .._model.naming import run_group_name
-
-        default = run_group_name(experiment_name)
-        try:
-            trials = await self._all(self._sagemaker.list_trials, "TrialSummaries", ExperimentName=experiment_name)
-        except botocore.exceptions.ClientError as exc:
-            if not _not_found(exc):
-                raise
-            trials = []
-        return [default] + sorted({str(t["TrialName"]) for t in trials} - {default})
+        """The trials whose trial components may be the experiment's runs (``sagemaker_listing``)."""
+        return await sagemaker_listing.run_groups(self, experiment_name)
 
     def listed_run(self, component: dict[str, Any],
-                    experiment_name: str) -> tuple[datetime.datetime, str, RunRecord] | None:
-        from .._model.naming import run_group_name
-
-        name = str(component.get("TrialComponentName", ""))
-        prefix = f"{experiment_name}-"
-        if not name.startswith(prefix) or len(name) == len(prefix):
-            logger.debug("sagerun: %s is in run group of %s but not named as its runs; not listed", name,
-                         experiment_name)
-            return None
-        record = RunRecord(experiment_name=experiment_name, run_name=name[len(prefix):],
-                           trial_name=run_group_name(experiment_name), trial_component_name=name)
-        parents = component.get("Parents") or []  # moto's Search gives none
-        if parents and parents[0].get("TrialName"):
-            record.trial_name = str(parents[0]["TrialName"])
-        status = component.get("Status") or {}
-        record.status, record.status_message = status.get("PrimaryStatus"), status.get("Message")
-        end = component.get("EndTime")
-        record.end_time = end if isinstance(end, datetime.datetime) else None
-        _merge_described(record, component)
-        tags = as_dict(component.get("Tags") or [])
-        record.parent = tags.pop(PARENT_TAG, None)
-        tags.pop(RUN_TAG["Key"], None)
-        record.tags = as_list(tags)
-        created = self._aware(component.get("CreationTime")) or datetime.datetime.min.replace(
-            tzinfo=datetime.timezone.utc)
-        return created, name, record
-
-    @staticmethod
-    def _aware(moment: Any) -> datetime.datetime | None:
-        """``moment`` with a time zone; a naive datetime is local time, as botocore takes it."""
-        if not isinstance(moment, datetime.datetime):
-            return None
-        return moment if moment.tzinfo is not None else moment.astimezone()
-
-    @staticmethod
-    def _search_time(moment: datetime.datetime) -> str:
-        return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+                   experiment_name: str) -> tuple[datetime.datetime, str, RunRecord] | None:
+        """A Search result's run: when it was created, its name, its record (``sagemaker_listing``)."""
+        return sagemaker_listing.listed_run(component, experiment_name)
 
     async def describe_experiment(self, experiment_name: str) -> dict[str, Any] | None:
         try:
             return dict(await self._call(self._sagemaker.describe_experiment, ExperimentName=experiment_name))
         except botocore.exceptions.ClientError as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 return None
             raise BackendError(f"could not describe experiment {experiment_name!r}: {exc}") from exc
         except TransportError as exc:
@@ -458,13 +368,6 @@ def _already_exists(exc: botocore.exceptions.ClientError) -> bool:
     return error_code(exc) in ("ValidationException", "ResourceInUse") and "already exist" in str(exc).lower()
 
 
-def _not_found(exc: botocore.exceptions.ClientError) -> bool:
-    # SageMaker answers ResourceNotFound; moto a ValidationException that "could not find" it.
-    message = str(exc).lower()
-    return error_code(exc).startswith("ResourceNotFound") or any(
-        words in message for words in ("not found", "does not exist", "could not find"))
-
-
 def _parameter(value: str | int | float) -> dict[str, Any]:
     return {"StringValue": value} if isinstance(value, str) else {"NumberValue": value}
 
@@ -480,16 +383,3 @@ def _tags_of(record: RunRecord) -> list[dict[str, str]]:
     """The trial component's tags: sagerun's Run tag, the parent of a child run, the user's."""
     parent = [{"Key": PARENT_TAG, "Value": record.parent}] if record.parent else []
     return [RUN_TAG, *parent, *record.tags]
-
-
-def _merge_described(record: RunRecord, described: dict[str, Any]) -> RunRecord:
-    for name, value in (described.get("Parameters") or {}).items():
-        record.parameters.setdefault(name, value.get("StringValue", value.get("NumberValue")))
-    for source, target in (("InputArtifacts", record.input_artifacts), ("OutputArtifacts", record.output_artifacts)):
-        for name, value in (described.get(source) or {}).items():
-            target.setdefault(name, Artifact(value["Value"], value.get("MediaType")))
-    start = described.get("StartTime")
-    if isinstance(start, datetime.datetime):
-        record.start_time = start
-    record.run_display_name = record.run_display_name or described.get("DisplayName")
-    return record

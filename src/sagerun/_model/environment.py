@@ -76,12 +76,7 @@ _RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
 
 def process_rank(environ: Mapping[str, str] | None = None) -> int:
     """This process's global rank in a distributed training, as its launcher set it; 0 when none did."""
-    env = os.environ if environ is None else environ
-    for variable in _RANK_VARIABLES:
-        raw = env.get(variable)
-        if raw is not None and raw.strip().isdigit():
-            return int(raw)
-    return 0
+    return _first_number(os.environ if environ is None else environ, _RANK_VARIABLES)
 
 
 _LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
@@ -89,8 +84,11 @@ _LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALR
 
 def local_rank(environ: Mapping[str, str] | None = None) -> int:
     """This process's rank on its host, as its launcher set it; 0 when none did."""
-    env = os.environ if environ is None else environ
-    for variable in _LOCAL_RANK_VARIABLES:
+    return _first_number(os.environ if environ is None else environ, _LOCAL_RANK_VARIABLES)
+
+
+def _first_number(env: Mapping[str, str], variables: tuple[str, ...]) -> int:
+    for variable in variables:
         raw = env.get(variable)
         if raw is not None and raw.strip().isdigit():
             return int(raw)

@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any, Literal, Mapping
 
-from .._model.environment import detect_job, leads_the_job
+from .._model.environment import detect_job, in_a_job, leads_the_job
 from .._model.errors import BackendError
 from .._model.answers import DeadLetter
 from .._model.naming import MAX_NAME_LENGTH, check_name
@@ -75,7 +75,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
         BackendError: the job could not be described.
     """
     if owner is None:
-        owner = leads_the_job() if _in_job() else True
+        owner = leads_the_job() if in_a_job() else True
     if (run_name is None) != (experiment_name is None):
         raise ValueError(
             "load_run needs both run_name and experiment_name, or neither (to load the current run or the "
@@ -83,7 +83,7 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
         )
     if run_name is not None and experiment_name is not None:
         overridden = "the current run" if current_run.get() is not None else (
-            "the SageMaker job's ExperimentConfig" if _in_job() else None)
+            "the SageMaker job's ExperimentConfig" if in_a_job() else None)
         if overridden:
             logger.warning("sagerun: load_run(run_name=%r, experiment_name=%r) loads that run; the explicit names "
                            "win over %s", run_name, experiment_name, overridden)
@@ -129,13 +129,6 @@ async def load_run(run_name: str | None = None, experiment_name: str | None = No
         run._record.trial_name = shape.run_group
     run.log_parameters(shape.parameters)
     return run
-
-
-def _in_job() -> bool:
-    try:
-        return detect_job() is not None
-    except RuntimeError:  # an unreadable job configuration matters only when it is needed
-        return True
 
 
 def _handed_out(run: Run) -> Run:

@@ -7,7 +7,6 @@ The same on every backend: SageMaker (Search, BatchGetMetrics), an MLflow tracki
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Literal, Mapping, Sequence
 
 from .._model.naming import check_name
@@ -214,12 +213,4 @@ def _session_of(runs: Any) -> Session | None:
 
 
 async def _rows_of(reader: Any, refs: Sequence[tuple[str, str]]) -> list[RunRow]:
-    experiments = sorted({experiment for experiment, _ in refs})
-    query = dataclasses.replace(queries.check(experiments, include_children=True), runs=frozenset(refs))
-    rows = await readers.search(reader, query)
-    by_name = {(row.experiment, row.run): row for row in rows}
-    missing = [f"{e}/{r}" for e, r in refs if (e, r) not in by_name]
-    if missing:
-        raise LookupError(f"no run {', '.join(missing)} in {type(reader).__name__.replace('Reader', '')}: "
-                          "search_runs() lists the runs there are")
-    return [by_name[ref] for ref in refs]
+    return await readers.find(reader, refs, type(reader).__name__.replace("Reader", ""))

@@ -187,6 +187,5 @@ class SystemMetrics:
                 continue
             failing = False
             step, now = int(time.monotonic() - began), time.time()
-            prefix = self._prefix
-            points: list[Item] = [(prefix + name, float(value), step, now) for name, value in values.items()]
+            points: list[Item] = [(self._prefix + name, float(value), step, now) for name, value in values.items()]
             await self._queue.put_items_async(points)

@@ -122,6 +122,15 @@ def launch_id(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+def in_a_job() -> bool:
+    """Whether this process runs in a SageMaker job; a processing job's configuration that cannot
+    be read counts as one (it matters only where the job is needed, which says what is wrong)."""
+    try:
+        return detect_job() is not None
+    except RuntimeError:
+        return True
+
+
 RESOURCE_CONFIG = "/opt/ml/input/config/resourceconfig.json"
 """Where SageMaker describes a training job's hosts (``current_host``, ``hosts``) in every container."""
 PROCESSING_RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"

@@ -22,13 +22,17 @@ _PUNCTUATION = frozenset("_.:/=+-@")
 Tags = list[dict[str, str]]
 
 
+def _allowed_character(c: str) -> bool:
+    return c in _PUNCTUATION or unicodedata.category(c)[0] in "LZN"
+
+
 def _allowed(text: str) -> bool:
-    return all(c in _PUNCTUATION or unicodedata.category(c)[0] in "LZN" for c in text)
+    return all(map(_allowed_character, text))
 
 
 def tag_text(text: str, limit: int = MAX_VALUE) -> str:
     """``text`` (an error message, say) as a tag value SageMaker takes: any other character a space."""
-    return "".join(c if c in _PUNCTUATION or unicodedata.category(c)[0] in "LZN" else " " for c in text)[:limit]
+    return "".join(c if _allowed_character(c) else " " for c in text)[:limit]
 
 
 def check_tag(key: object, value: object) -> tuple[str, str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+from typing import Any, Literal, Sequence
 
 from .._model.session import Session
 from ..backends import backend_name
 from .local import LocalReader
-from .query import Query
+from .query import Query, check
 from .rows import RunRow
 
 Source = Literal["local", "sagemaker", "mlflow"]
@@ -32,6 +33,21 @@ def open_reader(session: Session, source: str | None = None) -> Any:
     from .sagemaker import SageMakerReader
 
     return SageMakerReader(session)
+
+
+async def find(reader: Any, refs: Sequence[tuple[str, str]], where: str) -> list[RunRow]:
+    """The rows of the runs ``refs`` names as ``(experiment, run)``, in their order; children too.
+
+    Raises:
+        LookupError: a run is not in ``where`` (the reader's source, as the message says it).
+    """
+    query = dataclasses.replace(check(sorted({experiment for experiment, _ in refs}), include_children=True),
+                                runs=frozenset(refs))
+    found = {(row.experiment, row.run): row for row in await search(reader, query)}
+    missing = [f"{e}/{r}" for e, r in refs if (e, r) not in found]
+    if missing:
+        raise LookupError(f"no run {', '.join(missing)} in {where}: search_runs() lists the runs there are")
+    return [found[ref] for ref in refs]
 
 
 async def search(reader: Any, query: Query, *, all_stats: bool = False) -> list[RunRow]:

@@ -11,7 +11,6 @@ names for them are not the same on every implementation (moto refuses them).
 from __future__ import annotations
 
 import contextlib
-import datetime
 from typing import Any, Sequence
 
 import botocore.exceptions
@@ -23,6 +22,7 @@ from .._model.records import RunRecord
 from .._model.session import Session
 from ..backends.aws import call_with_retries, open_client
 from ..backends.sagemaker import SageMakerBackend
+from ..backends.sagemaker_listing import aware
 from .cache import Cache
 from .query import Query
 from .rows import History, MetricStats, RunRow
@@ -133,7 +133,7 @@ class SageMakerReader:
                 rows.append(RunRow(
                     experiment=experiment, run=record.run_name, run_group=group,
                     trial_component_name=record.trial_component_name, status=record.status,
-                    status_message=record.status_message, start_time=_aware(component.get("StartTime")),
+                    status_message=record.status_message, start_time=aware(component.get("StartTime")),
                     end_time=record.end_time, created_time=created, parent=record.parent,
                     tags={t["Key"]: t["Value"] for t in record.tags}, parameters=dict(record.parameters),
                     metrics={m["MetricName"]: _stats(m) for m in sorted(summaries, key=lambda m: m["MetricName"])}))
@@ -206,8 +206,3 @@ def _stats(summary: dict[str, Any]) -> MetricStats:
     return MetricStats(last=number("Last"), min=number("Min"), max=number("Max"), avg=number("Avg"),
                        count=None if count is None else int(count), std=number("StdDev"))
 
-
-def _aware(moment: Any) -> datetime.datetime | None:
-    if not isinstance(moment, datetime.datetime):
-        return None
-    return moment if moment.tzinfo is not None else moment.astimezone()

@@ -5,8 +5,9 @@ where a loop already runs, as in Jupyter). Each coroutine runs on it in a copy o
 context, so context-based lookups (the current run) see what the caller sees. At interpreter exit
 the runs still open are closed, each flushing within its session's ``close_timeout``, then the
 loop stops; if the program is dying of an uncaught exception (a training that raised past a
-framework callback that opened a run), they end Failed with it, or Stopped for an interrupt. A forked child starts with no engine: the parent's loop thread does not exist there
-(the runs it inherited refuse points there on their own: ``sagerun._async._fork``).
+framework callback that opened a run), they end Failed with it, or Stopped for an interrupt. A
+forked child starts with no engine: the parent's loop thread does not exist there (the runs it
+inherited refuse points there on their own: ``sagerun._async._fork``).
 """
 
 from __future__ import annotations

@@ -49,14 +49,8 @@ def rows(store: str | None, source: str, refs: tuple[str, ...]) -> list[RunRow]:
     wanted = [split(ref) for ref in refs]
 
     async def read() -> list[RunRow]:
-        query = dataclasses.replace(queries.check(sorted({experiment for experiment, _ in wanted}),
-                                                  include_children=True), runs=frozenset(wanted))
         async with readers.open_reader(session_for(store), source) as reader:
-            found = {(row.experiment, row.run): row for row in await readers.search(reader, query)}
-        missing = [f"{e}/{r}" for e, r in wanted if (e, r) not in found]
-        if missing:
-            raise LookupError(f"no run {', '.join(missing)} in {source}")
-        return [found[ref] for ref in wanted]
+            return await readers.find(reader, wanted, source)
 
     return anyio.run(read)
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Literal, Mapping, TypedDict, TypeVar
 
 from .._async.run import Run as AsyncRun, current_run
 from .._model.checks import check_metric_name
-from .._model.environment import detect_job, job_hosts, names_from_env, process_rank
+from .._model.environment import detect_job, in_a_job, job_hosts, names_from_env, process_rank
 from .._model.naming import MAX_NAME_LENGTH, check_name
 from .._model.registry import check_group
 from .._model.session import Session
@@ -43,7 +43,7 @@ from .._sync import _portal, _twins
 from .._sync.experiment import load_run
 from .._sync.run import Run
 from . import _values
-from ._names import exported, in_job, shared_name
+from ._names import exported, shared_name
 
 logger = logging.getLogger("sagerun")
 T = TypeVar("T")
@@ -145,6 +145,7 @@ class Tracker:
         self.framework = framework
         self.stats = IntegrationStats()
         self.rank = process_rank()
+        self._hosts = job_hosts()
         self.per_rank = bool(per_rank)
         self.log_checkpoints = log_checkpoints
         self.register_model = register_model
@@ -154,7 +155,7 @@ class Tracker:
         self._given: Run | None = _twins.to_sync(run) if run is not None else None
         if self._given is not None:
             experiment, name = self._given.experiment_name, self._given.run_name
-        elif name is None and self.per_rank and not in_job():
+        elif name is None and self.per_rank and not in_a_job():
             name = shared_name(framework)
         self._names = (experiment, name)
         self._run: Run | None = self._given
@@ -176,6 +177,7 @@ class Tracker:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.rank = process_rank()
+        self._hosts = job_hosts()
 
     # -- which processes log ----------------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class Tracker:
     def lead(self) -> bool:
         """Whether this process logs parameters, tags, checkpoints and the model: rank 0 (of the
         lead host, in a SageMaker job of several)."""
-        return self.rank == 0 and job_hosts().lead
+        return self.rank == 0 and self._hosts.lead
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -277,7 +279,7 @@ class Tracker:
             return
         prefix = ""
         if self.per_rank:
-            hosts = job_hosts()
+            hosts = self._hosts
             prefix = f"{hosts.current}/rank{self.rank}/" if hosts.several else f"rank{self.rank}/"
         points: dict[str, float] = {}
         for key, value in values.items():

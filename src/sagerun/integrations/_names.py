@@ -7,7 +7,7 @@ import hashlib
 import os
 import sys
 
-from .._model.environment import RUN_NAME, detect_job, launch_id
+from .._model.environment import RUN_NAME, launch_id
 from .._model.naming import generate_run_name
 
 exported: set[str] = set()
@@ -25,13 +25,6 @@ def shared_name(framework: str) -> str:
     os.environ[RUN_NAME] = name
     exported.add(name)
     return name
-
-
-def in_job() -> bool:
-    try:
-        return detect_job() is not None
-    except RuntimeError:  # a processing job's configuration that cannot be read: still a job
-        return True
 
 
 def unfinished(framework: str) -> BaseException:

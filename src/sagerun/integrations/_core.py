@@ -238,17 +238,14 @@ class Tracker:
 
     def _load(self) -> Run:
         try:
-            run = load_run(session=self._session)
+            # Another rank of the job adds its metrics, and rank 0 alone saves the run's record.
+            return load_run(session=self._session, owner=self.lead)
         except RuntimeError as exc:
             job = detect_job()
             name = job.name[:MAX_NAME_LENGTH] if job is not None else None
             if job is not None:
                 logger.info("sagerun: %s; logging to the run %r of experiment %r instead", exc, name, self.framework)
             return Run(self.framework, name, session=self._session, owner=self.lead)
-        if self.lead or run._async is current_run.get():
-            return run
-        # Another rank of the job: it adds its metrics, and rank 0 alone saves the run's record.
-        return Run(run.experiment_name, run.run_name, session=self._session, owner=False)
 
     def end(self, exc: BaseException | None = None, save_model: Callable[[str], None] | None = None) -> None:
         """The training ended (with ``exc`` if it raised): store the last checkpoint and the model
